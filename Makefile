@@ -1,0 +1,28 @@
+# The project's entry points (README.md). Every target is safe to rerun:
+# setup reuses the venv and the cached Caffe build.
+PY := .venv/bin/python
+# CUDA=1 (e.g. `make setup CUDA=1`, or the Docker cuda target) builds and uses
+# the CUDA variant of Caffe.
+SETUP_FLAGS := $(if $(filter 1,$(CUDA)),--cuda,)
+
+.PHONY: setup demo test bench check-cuda
+
+## setup: venv + Caffe built from source (cached) + pycaffe wired into the venv
+setup:
+	bash tools/setup.sh $(SETUP_FLAGS)
+
+## demo: setup, then the main job
+demo: setup
+	$(PY) -m tools.demo
+
+## test: setup, then the whole test suite
+test: setup
+	$(PY) -m pytest tests
+
+## bench: setup, then every benchmark under bench/ (ratios against in-run references)
+bench: setup
+	$(PY) -m bench
+
+## check-cuda: compile and link the CUDA variant (sm_90) here, then run the CPU tests on it (~20 min)
+check-cuda: setup
+	bash tools/check_cuda.sh

@@ -1,0 +1,24 @@
+"""python -m bench [NAME ...]: run the benchmarks (all `bench_*` modules, or
+the ones named) and print each figure as a ratio against its reference."""
+import importlib
+import os
+import pkgutil
+import sys
+
+
+def main(argv):
+    here = os.path.dirname(os.path.abspath(__file__))
+    names = [m.name for m in pkgutil.iter_modules([here]) if m.name.startswith("bench_")]
+    wanted = [a if a.startswith("bench_") else "bench_" + a for a in argv]
+    unknown = sorted(set(wanted) - set(names))
+    if unknown:
+        sys.exit("bench: unknown benchmark(s) %s; known: %s" % (", ".join(unknown), ", ".join(sorted(names))))
+    for name in sorted(wanted or names):
+        module = importlib.import_module("bench." + name)
+        print("== %s: %s" % (name, (module.__doc__ or "").strip().splitlines()[0]), flush=True)
+        for result in module.run():
+            print("  " + result.line(), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,80 @@
+"""Access to pycaffe with the checks Caffe itself does not make.
+
+Caffe reports misuse with glog CHECK failures that abort the whole process;
+the functions here test the same conditions first and raise a Python error
+that says what is wrong (issue 2, REFERENCE.md §1).
+"""
+import ctypes
+import os
+import tempfile
+
+# Quiet glog's INFO stream for library use unless the user asked for it.
+os.environ.setdefault("GLOG_minloglevel", "1")
+
+import caffe  # noqa: E402  (after the glog setting above)
+
+
+def caffe_prefix():
+    """Install prefix of the imported pycaffe (…/python/caffe/__init__.py)."""
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(caffe.__file__))))
+
+
+def built_with_cuda():
+    """True when the loaded libcaffe was compiled with CUDA (not CPU_ONLY).
+
+    A CUDA build links the CUDA runtime, so after `import caffe` it is mapped
+    into this process; a CPU_ONLY build never loads it.
+    """
+    with open("/proc/self/maps") as maps:
+        return any("libcudart" in line for line in maps)
+
+
+def cuda_device_count():
+    """Number of CUDA devices the driver reports; 0 without a driver or GPU."""
+    for name in ("libcuda.so.1", "libcuda.so"):
+        try:
+            cuda = ctypes.CDLL(name)
+        except OSError:
+            continue
+        if cuda.cuInit(0) != 0:
+            return 0
+        count = ctypes.c_int(0)
+        if cuda.cuDeviceGetCount(ctypes.byref(count)) != 0:
+            return 0
+        return count.value
+    return 0
+
+
+def set_mode(gpu=None):
+    """CPU mode for gpu=None, else GPU mode on device `gpu`.
+
+    Raises RuntimeError (instead of Caffe's abort) when this Caffe is a
+    CPU-only build or the device does not exist.
+    """
+    if gpu is None:
+        caffe.set_mode_cpu()
+        return
+    if not built_with_cuda():
+        raise RuntimeError(
+            "GPU mode requested but this Caffe (%s) is a CPU_ONLY build; "
+            "build the CUDA variant with tools/setup.sh --cuda" % caffe_prefix())
+    count = cuda_device_count()
+    if gpu < 0 or gpu >= count:
+        raise RuntimeError(
+            "GPU mode requested on device %d but the CUDA driver reports %d GPU(s)"
+            % (gpu, count))
+    caffe.set_mode_gpu()
+    caffe.set_device(gpu)
+
+
+def net_from_spec(netspec, phase=caffe.TEST, force_backward=False, weights=None):
+    """A caffe.Net built from a NetSpec, through a temporary prototxt file
+    (pycaffe only reads nets from files)."""
+    text = ("force_backward: true\n" if force_backward else "") + str(netspec.to_proto())
+    fd, path = tempfile.mkstemp(suffix=".prototxt")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    try:
+        return caffe.Net(path, phase, weights=weights) if weights else caffe.Net(path, phase)
+    finally:
+        os.remove(path)

@@ -1,0 +1,75 @@
+"""Test helpers that run real pycaffe nets: writing a NetSpec to a file and
+checking a Python layer's backward against central finite differences."""
+import json
+
+import numpy as np
+
+from common import caffe_env
+import caffe
+from caffe import layers as L
+
+
+def net_from_spec(netspec, phase=caffe.TEST, force_backward=True, weights=None):
+    """caffe_env.net_from_spec with backward forced (tests check gradients)."""
+    return caffe_env.net_from_spec(netspec, phase, force_backward, weights)
+
+
+def python_layer_net(module, layer, bottoms, params=None, ntop=1, phase=caffe.TRAIN,
+                     loss_weight=None):
+    """A net: one Input per bottom array → the Python layer under test."""
+    n = caffe.NetSpec()
+    names = []
+    for i, b in enumerate(bottoms):
+        name = "b%d" % i
+        n[name] = L.Input(shape=dict(dim=list(b.shape)))
+        names.append(name)
+    kw = dict(module=module, layer=layer, param_str=json.dumps(params or {}))
+    extra = {}
+    if loss_weight is not None:
+        extra["loss_weight"] = loss_weight
+    tops = L.Python(*[n[x] for x in names], python_param=kw, ntop=ntop, **extra)
+    tops = tops if isinstance(tops, tuple) else (tops,)
+    for i, t in enumerate(tops):
+        n["t%d" % i] = t
+    net = net_from_spec(n, phase=phase)
+    for name, b in zip(names, bottoms):
+        net.blobs[name].data[...] = b
+    return net, names, ["t%d" % i for i in range(len(tops))]
+
+
+def check_gradient(net, bottoms, tops, check=None, eps=1e-2, rtol=2e-2, atol=2e-3, seed=0):
+    """Compare the analytic gradient of f = Σ_k ⟨top_k, R_k⟩ (R random, fixed)
+    with its central finite differences, for every element of the bottoms
+    listed in `check` (default: all). The net must be deterministic between
+    forwards. Returns the largest absolute error."""
+    rng = np.random.RandomState(seed)
+    net.forward()
+    weights = {t: rng.uniform(-1, 1, net.blobs[t].data.shape).astype(np.float32) for t in tops}
+
+    def objective():
+        net.forward()
+        return float(sum(np.sum(net.blobs[t].data.astype(np.float64) * weights[t]) for t in tops))
+
+    objective()
+    for b in bottoms:
+        net.blobs[b].diff[...] = 0
+    net.backward(**{t: weights[t] for t in tops})
+    analytic = {b: net.blobs[b].diff.copy() for b in bottoms}
+    worst = 0.0
+    for b in (check or bottoms):
+        data = net.blobs[b].data
+        flat = data.reshape(-1)
+        for i in range(flat.size):
+            old = flat[i]
+            flat[i] = old + eps
+            up = objective()
+            flat[i] = old - eps
+            down = objective()
+            flat[i] = old
+            numeric = (up - down) / (2 * eps)
+            got = analytic[b].reshape(-1)[i]
+            err = abs(got - numeric)
+            worst = max(worst, err)
+            assert err <= atol + rtol * abs(numeric), (
+                "%s[%d]: analytic %.6g vs numeric %.6g" % (b, i, got, numeric))
+    return worst

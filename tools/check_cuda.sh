@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# CUDA compile check (issue 2, REFERENCE.md §1): build the CUDA variant of
+# Caffe for sm_90 on a machine with nvcc but no GPU, then run the CPU-mode
+# test suite on that build's pycaffe. About 17 minutes on 2 cores.
+#
+# cuBLAS and cuRAND come from PyPI wheels; one directory merging the toolkit
+# with the wheels' headers and libraries serves as CUDA_TOOLKIT_ROOT_DIR.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CAFFE_CACHE="${CAFFE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/reid-caffe}"
+TOOLKIT="${CUDA_TOOLKIT:-/usr/local/cuda}"
+WHEELS="$CAFFE_CACHE/cuda-wheels"
+MERGED="$CAFFE_CACHE/cuda-merged"
+CUDA_WHEELS=(nvidia-cublas==13.10.0.20 nvidia-curand==10.4.5.25)
+say() { echo "[check_cuda] $*" >&2; }
+
+[ -x "$TOOLKIT/bin/nvcc" ] || { echo "check_cuda: error: no nvcc under $TOOLKIT (set CUDA_TOOLKIT)" >&2; exit 1; }
+if [ ! -f "$WHEELS/.complete" ]; then
+  say "installing ${CUDA_WHEELS[*]} into $WHEELS"
+  rm -rf "$WHEELS"
+  "$ROOT/.venv/bin/python" -m pip install -q --target "$WHEELS" "${CUDA_WHEELS[@]}"
+  touch "$WHEELS/.complete"
+fi
+wheel_root=$(dirname "$(find "$WHEELS/nvidia" -maxdepth 3 -name cublas_v2.h | head -1)")/..
+
+rm -rf "$MERGED"; mkdir -p "$MERGED/include" "$MERGED/lib64"
+for d in "$TOOLKIT"/*; do
+  case "$(basename "$d")" in include|lib64|lib) ;; *) ln -s "$d" "$MERGED/" ;; esac
+done
+for f in "$TOOLKIT"/include/* "$wheel_root"/include/*; do ln -sf "$f" "$MERGED/include/"; done
+for f in "$TOOLKIT"/lib64/* "$wheel_root"/lib/*; do ln -sf "$f" "$MERGED/lib64/"; done
+ln -s lib64 "$MERGED/lib"
+# CMake's FindCUDA looks for the unversioned names.
+for lib in cublas cublasLt curand; do
+  so=$(ls "$MERGED"/lib64/lib$lib.so.* | head -1)
+  ln -sf "$(basename "$so")" "$MERGED/lib64/lib$lib.so"
+done
+
+start=$(date +%s)
+out=$(PYTHON="$ROOT/.venv/bin/python" CUDA_ROOT="$MERGED" CUDA_ARCH_BIN="${CUDA_ARCH_BIN:-90}" \
+      "$ROOT/tools/build_caffe.sh" --cuda)
+PREFIX=$(sed -n 's/^CAFFE_PREFIX=//p' <<<"$out" | tail -1)
+say "CUDA build at $PREFIX ($(( $(date +%s) - start ))s this run; $(cat "$PREFIX/.complete"))"
+for so in "$PREFIX"/lib/libcaffe.so*; do
+  [ -f "$so" ] && ! [ -L "$so" ] && "$TOOLKIT/bin/cuobjdump" --list-elf "$so" 2>/dev/null | grep -o 'sm_[0-9]*' | sort -u | sed 's/^/[check_cuda] libcaffe device code: /' >&2 || true
+done
+
+say "running the CPU-mode tests on the CUDA build's pycaffe"
+CAFFE_PREFIX="$PREFIX" PYTHONPATH="$PREFIX/python" "$ROOT/.venv/bin/python" -m pytest "$ROOT/tests" -q

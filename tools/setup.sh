@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# One-time setup of a checkout: the project venv (.venv), Caffe built from
+# source (tools/build_caffe.sh, cached), and pycaffe + the `caffe` tool wired
+# into the venv so that neither needs a hand-set PYTHONPATH.
+#
+#   tools/setup.sh [--cuda]      (what `make setup` runs)
+#
+# Every step is skipped when already done: a second run takes seconds.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+PY_BASE="${PY_BASE:-python3}"
+say() { echo "[setup] $*" >&2; }
+die() { echo "setup: error: $*" >&2; exit 1; }
+
+# ---- venv with the pinned requirements
+if [ ! -x "$VENV/bin/python" ]; then
+  say "creating $VENV with $($PY_BASE --version 2>&1)"
+  "$PY_BASE" -m venv "$VENV" \
+    || die "'$PY_BASE -m venv' failed (on Debian: apt-get install python3-venv python3-dev)"
+fi
+req_sum=$(sha256sum "$ROOT/requirements.txt" | cut -d' ' -f1)
+if [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" != "$req_sum" ]; then
+  say "installing requirements.txt into $VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip >&2
+  "$VENV/bin/python" -m pip install -q -r "$ROOT/requirements.txt" >&2
+  echo "$req_sum" > "$VENV/.requirements.sha256"
+fi
+
+# ---- Caffe (cached by its own key)
+out=$(PYTHON="$VENV/bin/python" "$ROOT/tools/build_caffe.sh" "$@")
+PREFIX=$(sed -n 's/^CAFFE_PREFIX=//p' <<<"$out" | tail -1)
+[ -n "$PREFIX" ] && [ -d "$PREFIX/python/caffe" ] || die "build_caffe.sh gave no pycaffe (prefix '$PREFIX')"
+
+# ---- wire it into the venv
+site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+# pycaffe first, then the checkout, so `import caffe`, `import layers` work.
+printf '%s\n%s\n' "$PREFIX/python" "$ROOT" > "$site/reid_caffe.pth"
+echo "$PREFIX" > "$VENV/caffe-prefix"
+# The `caffe` tool embeds Python but knows nothing of the venv: its wrapper
+# hands it the venv's packages, pycaffe and the checkout (for layers/).
+# CAFFE_PREFIX overrides the build it runs (make check-cuda uses that).
+cat > "$VENV/bin/caffe" <<EOF
+#!/usr/bin/env bash
+prefix="\${CAFFE_PREFIX:-$PREFIX}"
+export PYTHONPATH="\$prefix/python:$ROOT:$site\${PYTHONPATH:+:\$PYTHONPATH}"
+exec "\$prefix/bin/caffe" "\$@"
+EOF
+chmod +x "$VENV/bin/caffe"
+
+"$VENV/bin/python" -c 'import caffe, sys; sys.stdout.write("[setup] pycaffe %s from %s\n" % (caffe.__version__, caffe.__file__))' >&2 \
+  || die "pycaffe does not import from $VENV"
+say "ready: $VENV (Caffe in $PREFIX)"
+cat "$PREFIX/build-summary.txt"
