@@ -78,3 +78,10 @@ def net_from_spec(netspec, phase=caffe.TEST, force_backward=False, weights=None)
         return caffe.Net(path, phase, weights=weights) if weights else caffe.Net(path, phase)
     finally:
         os.remove(path)
+
+
+def caffe_models_dir():
+    """`models/` of the Caffe source tree the build came from (canonical
+    bvlc_* prototxt files and their readme.md with weight URLs and SHA1s),
+    installed beside pycaffe by tools/build_caffe.sh."""
+    return os.path.join(caffe_prefix(), "models")
