@@ -10,6 +10,9 @@ import tempfile
 
 # Quiet glog's INFO stream for library use unless the user asked for it.
 os.environ.setdefault("GLOG_minloglevel", "1")
+# glog >= 0.6 (Debian 12) puts the year in each line's prefix, which Caffe's
+# tools/extra/parse_log.py cannot read; glog reads this when it is loaded.
+os.environ.setdefault("GLOG_log_year_in_prefix", "0")
 
 import caffe  # noqa: E402  (after the glog setting above)
 

@@ -54,3 +54,16 @@ def test_every_patch_has_a_reason_and_is_in_the_series():
     for name in series:
         first = open(os.path.join(pdir, name)).readline()
         assert first.startswith("Reason: ") and len(first) > 20, name
+
+
+def test_fatbin_archs_reads_entries_of_a_hand_made_fatbin():
+    import struct
+    from tools.fatbin_archs import FATBIN_MAGIC, fatbin_archs
+
+    def entry(kind, arch, payload):
+        header = struct.pack("<HHIQ", kind, 0, 64, len(payload)) + b"\0" * 12 + struct.pack("<I", arch)
+        return header + b"\0" * (64 - len(header)) + payload
+    body = entry(2, 90, b"x" * 16) + entry(1, 80, b"y" * 8)
+    blob = b"junk" + struct.pack("<IHHQ", FATBIN_MAGIC, 1, 16, len(body)) + body + b"tail"
+    assert fatbin_archs(blob) == {"sm_90", "compute_80"}
+    assert fatbin_archs(b"no device code here") == set()

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from common import caffe_env  # noqa: F401  (quiet glog before caffe)
+from common import caffe_env
 import caffe
 from caffe import layers as L
 from caffe.proto import caffe_pb2
@@ -103,6 +103,18 @@ def test_interrupted_runs_resume_to_identical_weights(tmp_path):
     # resumed where it stopped: the logged iterations continue without a gap
     assert sorted(set(iters)) == list(range(0, MAX_ITER, 10))
     assert re.search(r"Iteration \d+, lr = 0\.0001", log)  # ×0.1 after stepsize 300
+
+    # Caffe's own tools/extra/parse_log.py reads the log
+    parser = os.path.join(caffe_env.caffe_prefix(), "extra", "parse_log.py")
+    proc = subprocess.run([sys.executable, parser, "train.log", "."], cwd=str(tmp_path / "term"),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = (tmp_path / "term" / "train.log.train").read_text().strip().splitlines()
+    header = rows[0].split(",")
+    assert header[:3] == ["NumIters", "Seconds", "LearningRate"] and "loss" in header
+    parsed = [dict(zip(header, r.split(","))) for r in rows[1:]]
+    assert {int(float(r["NumIters"])) for r in parsed} == set(range(0, MAX_ITER, 10))
+    assert float(parsed[-1]["LearningRate"]) == 0.0001
 
 
 def test_finished_stage_is_skipped(tmp_path):

@@ -46,6 +46,8 @@ DEBIAN_ORIG_SHA256=e0eb3f06794f7402c77b7dec8e8480273ee1a1bb192e9122b621a69d4147a
 # SHA-256 of the sorted `sha256sum` manifest of the tree without README.md and
 # scripts/cpp_lint.py, the only files in which 9b89154 and 99bd997 differ
 # (REFERENCE.md §1): one pin that both downloads must meet.
+# Bump to force a rebuild when the build recipe itself changes.
+BUILD_RECIPE=2
 BVLC_MANIFEST_SHA256=b6d18d8cfcb75eb649eeab184377c61a8b51572125a68071f837b558049df390
 # Optional extra pin on the GitHub tarball's own bytes (GitHub's gzip output
 # has changed before, so the manifest is the primary check).
@@ -215,6 +217,20 @@ cuda_flags() {
   fi
 }
 
+# ---------------------------------------------------------------- extras
+install_extras() {  # $1 = source tree, $2 = prefix
+  # Beside pycaffe, the parts of the tree the project reads: the canonical
+  # model definitions (with their weight URLs and SHA1s), the log parser and
+  # the net drawer.
+  local m
+  for m in bvlc_googlenet bvlc_reference_caffenet bvlc_alexnet; do
+    mkdir -p "$2/models/$m"
+    cp "$1/models/$m/"*.prototxt "$1/models/$m/readme.md" "$2/models/$m/"
+  done
+  mkdir -p "$2/extra"
+  cp "$1/tools/extra/parse_log.py" "$1/tools/extra/extract_seconds.py" "$1/python/draw_net.py" "$2/extra/"
+}
+
 # ---------------------------------------------------------------- main
 mkdir -p "$CAFFE_CACHE"
 python_flags
@@ -228,8 +244,12 @@ if [ "$CUDA" = 1 ]; then VARIANT=cuda; cuda_flags; else VARIANT=cpu; CMAKE_FLAGS
 # The key does not depend on which download was used: both are verified to
 # be the same BVLC tree, so CI reuses a build whichever source made it.
 if [ -n "${CAFFE_SRC:-}" ]; then resolve_source; KEY_SRC="$SRC_ID"; else KEY_SRC="bvlc:$BVLC_MANIFEST_SHA256"; fi
-KEY=$( { echo "$KEY_SRC"; cat "$PATCH_DIR/series"; while read -r p; do cat "$PATCH_DIR/$p"; done < "$PATCH_DIR/series";
-         printf '%s\n' "${CMAKE_FLAGS[@]}"; echo "python $PY_VER numpy $PY_NUMPY"; } | sha256sum | cut -c1-16)
+# The interpreter's path is left out (it is the checkout's venv), so every
+# checkout on the machine with the same Python and NumPy shares one build.
+KEY=$( { echo "recipe $BUILD_RECIPE"; echo "$KEY_SRC"; cat "$PATCH_DIR/series";
+         while read -r p; do cat "$PATCH_DIR/$p"; done < "$PATCH_DIR/series";
+         printf '%s\n' "${CMAKE_FLAGS[@]}" | grep -v '^-DPYTHON_EXECUTABLE=';
+         echo "python $PY_VER numpy $PY_NUMPY"; } | sha256sum | cut -c1-16)
 PREFIX="$CAFFE_CACHE/$VARIANT-$KEY"
 
 if [ -f "$PREFIX/.complete" ]; then
@@ -260,13 +280,14 @@ rm -rf "$PREFIX"
   || { tail -30 "$WORK/build/cmake.log" >&2; die "cmake failed, log: $WORK/build/cmake.log"; }
 grep -q "BUILD_python      :   ON" "$WORK/build/cmake.log" && grep -qE "Boost +: +Yes" "$WORK/build/cmake.log" \
   || die "cmake did not enable pycaffe (Python, NumPy or Boost.Python missing), log: $WORK/build/cmake.log"
-say "compiling with $JOBS jobs (CPU about 5 min on 2 cores, CUDA about 17)"
+say "compiling with $JOBS jobs (on 2 cores: CPU about 4-8 min, CUDA for one architecture about 7)"
 start=$(date +%s)
 (cd "$WORK/build" && make -j"$JOBS" > make.log 2>&1 && make install > install.log 2>&1) \
   || { grep -m5 -B2 -A5 "error" "$WORK/build/make.log" >&2 || tail -30 "$WORK/build/make.log" >&2;
        die "compilation failed, log: $WORK/build/make.log"; }
 secs=$(( $(date +%s) - start ))
 
+install_extras "$WORK/src" "$PREFIX"
 sed -n '/Caffe Configuration Summary/,/Install path/p' "$WORK/build/cmake.log" | sed 's/^-- //' > "$PREFIX/build-summary.txt"
 echo "source $SRC_ID; built in ${secs}s; $(date -u +%FT%TZ)" > "$PREFIX/.complete"
 rm -rf "$WORK"

@@ -41,9 +41,7 @@ out=$(PYTHON="$ROOT/.venv/bin/python" CUDA_ROOT="$MERGED" CUDA_ARCH_BIN="${CUDA_
       "$ROOT/tools/build_caffe.sh" --cuda)
 PREFIX=$(sed -n 's/^CAFFE_PREFIX=//p' <<<"$out" | tail -1)
 say "CUDA build at $PREFIX ($(( $(date +%s) - start ))s this run; $(cat "$PREFIX/.complete"))"
-for so in "$PREFIX"/lib/libcaffe.so*; do
-  [ -f "$so" ] && ! [ -L "$so" ] && "$TOOLKIT/bin/cuobjdump" --list-elf "$so" 2>/dev/null | grep -o 'sm_[0-9]*' | sort -u | sed 's/^/[check_cuda] libcaffe device code: /' >&2 || true
-done
+"$ROOT/.venv/bin/python" -m tools.fatbin_archs "$PREFIX"/lib/libcaffe.so.*.* | sed 's/^/[check_cuda] device code in /' >&2
 
 say "running the CPU-mode tests on the CUDA build's pycaffe"
 CAFFE_PREFIX="$PREFIX" PYTHONPATH="$PREFIX/python" "$ROOT/.venv/bin/python" -m pytest "$ROOT/tests" -q

@@ -45,6 +45,8 @@ cat > "$VENV/bin/caffe" <<EOF
 #!/usr/bin/env bash
 prefix="\${CAFFE_PREFIX:-$PREFIX}"
 export PYTHONPATH="\$prefix/python:$ROOT:$site\${PYTHONPATH:+:\$PYTHONPATH}"
+# glog >= 0.6 prefixes lines with the year, which parse_log.py cannot read.
+export GLOG_log_year_in_prefix="\${GLOG_log_year_in_prefix:-0}"
 exec "\$prefix/bin/caffe" "\$@"
 EOF
 chmod +x "$VENV/bin/caffe"

@@ -172,6 +172,10 @@ def train_stage(solver_path, run_dir, weights=None, snapshot_every=1000, gpu=Non
         for layer in solver.net.layers:
             if hasattr(layer, "resume_at"):
                 layer.resume_at(solver.iter)
+        # The lines Solver::Solve() would log: parse_log.py takes its start
+        # time from "Solving" (pycaffe's step() does not log it).
+        caffe.log("Solving %s" % os.path.basename(param.net or param.train_net))
+        caffe.log("Learning Rate Policy: %s" % param.lr_policy)
         total = param.max_iter
         batch = _batch_size(solver.net)
         bar = tqdm(total=total, initial=solver.iter, file=terminal, disable=not progress,
