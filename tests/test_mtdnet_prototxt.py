@@ -1,0 +1,41 @@
+"""The committed prototxt/mtdnet/ files are what tools/netgen/mtdnet.py
+generates now, and each parses as a Caffe net or solver (issue 4)."""
+import os
+
+import numpy as np
+from google.protobuf import text_format
+
+from caffe.proto import caffe_pb2
+from tools.netgen import mtdnet
+
+
+def test_committed_prototxt_is_current():
+    files = mtdnet.generate()
+    committed = sorted(f for f in os.listdir(mtdnet.OUT_DIR) if f.endswith(".prototxt"))
+    assert committed == sorted(files), "run: python -m tools.netgen.mtdnet"
+    for name, text in files.items():
+        with open(os.path.join(mtdnet.OUT_DIR, name)) as f:
+            assert f.read() == text, "%s is stale; run: python -m tools.netgen.mtdnet" % name
+
+
+def test_generated_files_parse_and_carry_paper_values():
+    for name, text in mtdnet.generate().items():
+        msg = caffe_pb2.SolverParameter() if "_solver_" in name else caffe_pb2.NetParameter()
+        text_format.Merge(text, msg)
+        if "_solver_" in name:
+            assert msg.lr_policy == "fixed"
+            np.testing.assert_allclose([msg.base_lr, msg.momentum, msg.weight_decay],
+                                       [0.001, 0.9, 5e-4], rtol=1e-6)  # float fields
+            assert msg.max_iter == (200000 if "cuhk03" in name else 20000)
+        else:
+            layers = {l.name: l for l in msg.layer}
+            if name == "deploy_head.prototxt":  # conv3 … fc8 only, on 512-channel pair maps
+                assert layers["conv3"].convolution_param.num_output == 384
+                continue
+            conv1 = layers["conv1"].convolution_param
+            assert (conv1.num_output, conv1.kernel_size[0], conv1.stride[0]) == (96, 11, 4)
+            assert [p.name for p in layers["conv1"].param] == ["conv1_w", "conv1_b"]
+            conv2 = layers["conv2"].convolution_param
+            assert (conv2.num_output, conv2.pad[0], conv2.group) == (256, 2, 2)
+            order = [l.name for l in msg.layer]
+            assert order.index("pool1") < order.index("norm1")  # CaffeNet order

@@ -1,0 +1,173 @@
+"""CIR test of MTDnet (Chen et al. 2017, §"The multi-task network": "in the
+test phase, only the classification task architecture … is used … the last
+layer predicting the similarity probability of a test pair"; REFERENCE.md §3):
+
+    python -m tools.mtdnet_cir --weights W.caffemodel --query Q.lmdb --gallery G.lmdb \
+        [--passes 8] [--size 227] [--trp] [--out scores.npz]
+
+Every probe × gallery pair is scored by the classifier's same-person
+probability and the gallery ranked by it. Fast path: each image's norm2 map
+is computed once by the shared conv1–conv2 trunk (prototxt deploy_feat), and
+only conv3 … fc8 (deploy_head) runs on the concatenated pair maps, in large
+batches. `passes=8` averages both orders × horizontal flips of probe and
+gallery image (the authors' test); 2 = both orders; 1 = (probe, gallery).
+MTDnet-trp ranks by the Euclidean distance of the 512-D ranking feature of
+the same model. Metrics come from tools/evaluation (single-shot CMC).
+"""
+import argparse
+
+import numpy as np
+
+from common import caffe_env
+from common.atomic import atomic_path
+from common.config import MTDNET_INPUT
+import caffe
+from layers.triplet_data import prepare
+from tools.netgen import mtdnet as netgen
+
+PASSES = 8          # both orders × flips (the authors' test code)
+TRUNK_BATCH = 64
+HEAD_BATCH = 256    # pairs per head forward
+CMC_RANKS = (1, 5, 10)  # Table 1
+
+
+def load_nets(weights=None, size=MTDNET_INPUT):
+    """(trunk, head, pair): deploy_feat, deploy_head and deploy_pair with the
+    weights of a trained model loaded by layer name (random fillers without)."""
+    nets = []
+    for build in (netgen.deploy_feat, netgen.deploy_head, netgen.deploy_pair):
+        nets.append(caffe_env.net_from_spec(build(size=size), caffe.TEST, weights=weights))
+    return tuple(nets)
+
+
+def _run(net, inp, out, x, batch):
+    """Forward `x` through `net` in batches; returns blob `out` rows."""
+    rows = []
+    for s in range(0, len(x), batch):
+        chunk = x[s:s + batch]
+        net.blobs[inp].reshape(*chunk.shape)
+        net.blobs[inp].data[...] = chunk
+        net.forward()
+        rows.append(np.array(net.blobs[out].data))
+    return np.concatenate(rows) if rows else np.zeros((0,), np.float32)
+
+
+def image_maps(trunk, images, batch=TRUNK_BATCH):
+    """norm2 maps (N × 256 × h × w) of preprocessed images (N × 3 × S × S)."""
+    return _run(trunk, "data", "norm2", images, batch)
+
+
+def ranking_features(trunk, images, batch=TRUNK_BATCH):
+    """L2-normalised 512-D ranking features (MTDnet-trp)."""
+    return _run(trunk, "data", "normfeat", images, batch)
+
+
+def pair_scores(head, maps_a, maps_b, batch=HEAD_BATCH):
+    """Same-person probability of every (a, b) pair: len(a) × len(b), the
+    head run on channel-concatenated maps, `batch` pairs per forward."""
+    na, nb = len(maps_a), len(maps_b)
+    out = np.empty(na * nb, np.float32)
+    for s in range(0, na * nb, batch):
+        idx = np.arange(s, min(s + batch, na * nb))
+        pairs = np.concatenate([maps_a[idx // nb], maps_b[idx % nb]], axis=1)
+        head.blobs["concat"].reshape(*pairs.shape)
+        head.blobs["concat"].data[...] = pairs
+        head.forward()
+        out[idx] = head.blobs["prob"].data[:, 1]
+    return out.reshape(na, nb)
+
+
+def cir_scores(trunk, head, probe, gallery, passes=PASSES, batch=HEAD_BATCH):
+    """Score matrix (probes × gallery, higher = more alike) of preprocessed
+    images, averaged over `passes` (1, 2 or 8)."""
+    if passes not in (1, 2, 8):
+        raise ValueError("cir_scores: passes must be 1, 2 or 8, got %r" % (passes,))
+    flips = (False, True) if passes == 8 else (False,)
+    maps_p = {f: image_maps(trunk, probe[..., ::-1] if f else probe) for f in flips}
+    maps_g = {f: image_maps(trunk, gallery[..., ::-1] if f else gallery) for f in flips}
+    total = np.zeros((len(probe), len(gallery)), np.float64)
+    count = 0
+    for fp in flips:
+        for fg in flips:
+            total += pair_scores(head, maps_p[fp], maps_g[fg], batch)
+            count += 1
+            if passes >= 2:
+                total += pair_scores(head, maps_g[fg], maps_p[fp], batch).T
+                count += 1
+    return (total / count).astype(np.float32)
+
+
+def naive_pair_scores(pair_net, probe, gallery):
+    """Reference: one (probe, gallery) pair per forward of the whole pair
+    deploy net (both streams recomputed each time); passes = 1."""
+    out = np.empty((len(probe), len(gallery)), np.float32)
+    for k in ("data_a", "data_b"):
+        pair_net.blobs[k].reshape(1, *probe.shape[1:])
+    for i in range(len(probe)):
+        for j in range(len(gallery)):
+            pair_net.blobs["data_a"].data[0] = probe[i]
+            pair_net.blobs["data_b"].data[0] = gallery[j]
+            pair_net.forward()
+            out[i, j] = pair_net.blobs["prob"].data[0, 1]
+    return out
+
+
+def trp_distances(trunk, probe, gallery):
+    """MTDnet-trp: Euclidean distances of the ranking features (probes × gallery)."""
+    a = ranking_features(trunk, probe).astype(np.float64)
+    b = ranking_features(trunk, gallery).astype(np.float64)
+    sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a.dot(b.T)
+    return np.sqrt(np.maximum(sq, 0)).astype(np.float32)
+
+
+def single_shot(matrix, q_pids, q_cams, g_pids, g_cams, similarity, repeats=10, seed=0):
+    """Single-shot CMC from the evaluation module (ifaces item 6)."""
+    from tools.evaluation.cmc import single_shot_cmc
+    return single_shot_cmc(matrix, q_pids, q_cams, g_pids, g_cams, repeats=repeats, seed=seed,
+                           similarity=similarity)
+
+
+def _load(lmdb_dir, size, mean):
+    from data_prep.lmdb_builder import LmdbImages, read_index
+    index = read_index(lmdb_dir)
+    images = LmdbImages(lmdb_dir)
+    try:
+        data = prepare(images.get_many(np.arange(len(images))), size, None, mean)
+    finally:
+        images.close()
+    return data, np.asarray(index["pid"]), np.asarray(index["cam"])
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="MTDnet CIR test (pair scoring)")
+    ap.add_argument("--weights", required=True)
+    ap.add_argument("--query", required=True, help="query LMDB (reid-lmdb/1)")
+    ap.add_argument("--gallery", required=True, help="gallery LMDB (reid-lmdb/1)")
+    ap.add_argument("--size", type=int, default=MTDNET_INPUT)
+    ap.add_argument("--passes", type=int, default=PASSES, choices=(1, 2, 8))
+    ap.add_argument("--mean", type=float, nargs=3, default=None, help="BGR mean to subtract")
+    ap.add_argument("--trp", action="store_true", help="also rank by the 512-D feature (MTDnet-trp)")
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--gpu", type=int, default=None)
+    ap.add_argument("--out", help="scores.npz to write")
+    args = ap.parse_args(argv)
+    caffe_env.set_mode(args.gpu)
+    trunk, head, _ = load_nets(args.weights, args.size)
+    q, q_pids, q_cams = _load(args.query, args.size, args.mean)
+    g, g_pids, g_cams = _load(args.gallery, args.size, args.mean)
+    result = {"scores": cir_scores(trunk, head, q, g, args.passes)}
+    if args.trp:
+        result["trp_distances"] = trp_distances(trunk, q, g)
+    if args.out:
+        with atomic_path(args.out) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, q_pids=q_pids, q_cams=q_cams, g_pids=g_pids, g_cams=g_cams, **result)
+    for key, similarity in (("scores", True), ("trp_distances", False)):
+        if key in result:
+            cmc = single_shot(result[key], q_pids, q_cams, g_pids, g_cams, similarity, args.repeats)
+            print("%s: %s" % ("MTDnet" if similarity else "MTDnet-trp",
+                              "  ".join("r%d %.2f%%" % (r, 100 * cmc[r - 1]) for r in CMC_RANKS)))
+
+
+if __name__ == "__main__":
+    main()

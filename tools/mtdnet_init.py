@@ -1,0 +1,122 @@
+"""Initial weights of the MTDnet family (Chen et al. 2017, §Setup: "a
+pre-trained AlexNet model … to initialize the kernel weights of the first
+two convolutional layers"; §Cross-domain: "both the target domain network
+and the source domain network are initialized using the model trained on
+CUHK03"; REFERENCE.md §3):
+
+    python -m tools.mtdnet_init --net prototxt/mtdnet/mtdnet_train.prototxt \
+        --caffenet weights/bvlc_reference_caffenet.caffemodel --out init.caffemodel
+    python -m tools.mtdnet_init --net prototxt/mtdnet/mtdnet_cross_train.prototxt \
+        --weights runs/cuhk03/final.caffemodel --out cross_init.caffemodel
+
+conv1–conv2 come from bvlc_reference_caffenet by layer name (the other
+layers keep their Gaussian fillers); a whole trained model loads by name
+(Caffe's own copy_from); the cross net's `cros_*` source stream is then set
+to a copy of the target stream.
+"""
+import argparse
+import os
+
+import numpy as np
+
+from common import caffe_env
+from common.atomic import atomic_path
+import caffe
+from caffe.proto import caffe_pb2
+
+CAFFENET_LAYERS = ("conv1", "conv2")  # the layers the paper initialises from ImageNet
+SOURCE_PREFIX = "cros_"               # the authors' names for the source stream
+
+
+def read_caffemodel(path):
+    """{layer name: [arrays]} of a .caffemodel (new or V1 layer format)."""
+    param = caffe_pb2.NetParameter()
+    try:
+        with open(path, "rb") as f:
+            param.ParseFromString(f.read())
+    except FileNotFoundError:
+        raise FileNotFoundError("caffemodel not found: %s" % path) from None
+    except Exception as err:  # protobuf's DecodeError and friends
+        raise ValueError("%s is not a readable .caffemodel (%s)" % (path, err)) from None
+    layers = list(param.layer) or list(param.layers)
+    return {l.name: [caffe.io.blobproto_to_array(b) for b in l.blobs] for l in layers if l.blobs}
+
+
+def init_from_caffenet(net, caffemodel, layers=CAFFENET_LAYERS):
+    """Copy `layers` (conv1, conv2) from a CaffeNet .caffemodel into `net` by
+    name, checking shapes first (Caffe would abort). Streams that share these
+    parameters by name see the copy too. Returns the copied layer names."""
+    blobs = read_caffemodel(caffemodel)
+    for name in layers:
+        if name not in blobs:
+            raise ValueError("%s has no layer '%s'" % (caffemodel, name))
+        if name not in net.params:
+            raise ValueError("the net has no layer '%s' to initialise" % name)
+        ours = net.params[name]
+        if len(ours) != len(blobs[name]):
+            raise ValueError("layer '%s': %s holds %d blobs, the net %d"
+                             % (name, caffemodel, len(blobs[name]), len(ours)))
+        for k, (dst, src) in enumerate(zip(ours, blobs[name])):
+            if dst.data.size != src.size:
+                raise ValueError("layer '%s' blob %d: %s has shape %s, the net %s"
+                                 % (name, k, caffemodel, src.shape, dst.data.shape))
+    for name in layers:
+        for dst, src in zip(net.params[name], blobs[name]):
+            dst.data[...] = src.reshape(dst.data.shape)
+    return list(layers)
+
+
+def copy_target_to_source(net, prefix=SOURCE_PREFIX):
+    """Set every `cros_X` layer's parameters to a copy of layer X's (the
+    cross net's source stream starts as the target stream). Returns the
+    names copied."""
+    copied = []
+    for name in net.params:
+        if not name.startswith(prefix):
+            continue
+        target = name[len(prefix):]
+        if target not in net.params:
+            raise ValueError("source layer '%s' has no target layer '%s'" % (name, target))
+        for dst, src in zip(net.params[name], net.params[target]):
+            if dst.data.shape != src.data.shape:
+                raise ValueError("layer '%s' blob shape %s differs from '%s' %s"
+                                 % (name, dst.data.shape, target, src.data.shape))
+            dst.data[...] = np.array(src.data)
+        copied.append(name)
+    return copied
+
+
+def build_init(net_path, out, caffenet=None, weights=None, phase=caffe.TRAIN):
+    """Instantiate `net_path`, load `weights` (a trained model, by name) and/or
+    CaffeNet conv1–conv2, copy the cross net's target stream into its source
+    stream, and save the result to `out` (atomically)."""
+    if not os.path.exists(net_path):
+        raise FileNotFoundError("net prototxt not found: %s" % net_path)
+    net = caffe.Net(net_path, phase)
+    if weights:
+        if not os.path.exists(weights):
+            raise FileNotFoundError("weights not found: %s" % weights)
+        net.copy_from(weights)
+    if caffenet:
+        init_from_caffenet(net, caffenet)
+    copy_target_to_source(net)
+    with atomic_path(out) as tmp:
+        net.save(tmp)
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="MTDnet initial weights")
+    ap.add_argument("--net", required=True, help="train prototxt (its data layer must be able to open)")
+    ap.add_argument("--caffenet", help="bvlc_reference_caffenet.caffemodel (conv1-conv2)")
+    ap.add_argument("--weights", help="a trained MTDnet model to start from (all layers by name)")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+    if not (args.caffenet or args.weights):
+        ap.error("give --caffenet and/or --weights")
+    caffe_env.set_mode(None)
+    print(build_init(args.net, args.out, args.caffenet, args.weights))
+
+
+if __name__ == "__main__":
+    main()
