@@ -37,7 +37,6 @@ from common.atomic import write_text
 from common.config import MTDNET_INPUT
 import caffe
 from caffe import layers as L, params as P
-from caffe.proto import caffe_pb2
 from tools.netgen import solver as schedules
 
 BATCH = 128             # triplets per batch, authors' data_param batch_size
