@@ -5,7 +5,7 @@ PY := .venv/bin/python
 # the CUDA variant of Caffe.
 SETUP_FLAGS := $(if $(filter 1,$(CUDA)),--cuda,)
 
-.PHONY: setup demo test bench check-cuda
+.PHONY: setup demo test bench check-cuda diagrams
 
 ## setup: venv + Caffe built from source (cached) + pycaffe wired into the venv
 setup:
@@ -26,3 +26,7 @@ bench: setup
 ## check-cuda: compile and link the CUDA variant (sm_90) here, then run the CPU tests on it (~20 min)
 check-cuda: setup
 	bash tools/check_cuda.sh
+
+## diagrams: redraw docs/diagrams/ from prototxt/ with Caffe's own drawing module (graphviz)
+diagrams: setup
+	$(PY) -m tools.draw_nets

@@ -28,6 +28,18 @@ if [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" != "$req_sum" ]; then
   echo "$req_sum" > "$VENV/.requirements.sha256"
 fi
 
+# ---- graphviz, for Caffe's net drawer (make diagrams)
+if ! command -v dot >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing graphviz (Caffe's net drawer)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends graphviz >&2 \
+      || { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends graphviz >&2; } \
+      || die "apt-get could not install graphviz"
+  else
+    say "warning: graphviz's dot is missing (apt-get install graphviz); make diagrams needs it"
+  fi
+fi
+
 # ---- Caffe (cached by its own key)
 out=$(PYTHON="$VENV/bin/python" "$ROOT/tools/build_caffe.sh" "$@")
 PREFIX=$(sed -n 's/^CAFFE_PREFIX=//p' <<<"$out" | tail -1)

@@ -1,0 +1,63 @@
+"""Diagrams of the generated nets, drawn by Caffe's own `caffe.draw`
+(pydot + Debian's graphviz), for the README's sections for learners.
+
+    python -m tools.draw_nets [--out docs/diagrams] [FAMILY ...]    (make diagrams)
+
+Every net definition under prototxt/<family>/ (solvers are skipped) becomes
+docs/diagrams/<family>/<name>.png.
+"""
+import argparse
+import glob
+import os
+import shutil
+
+from google.protobuf import text_format
+
+from common import caffe_env  # noqa: F401  (glog settings before caffe)
+from common.atomic import atomic_path
+from common.config import ROOT
+import caffe.draw
+from caffe.proto import caffe_pb2
+
+PROTOTXT = os.path.join(ROOT, "prototxt")
+OUT = os.path.join(ROOT, "docs", "diagrams")
+
+
+def net_files(families=None):
+    """(family, path) of every net definition (not solver) under prototxt/."""
+    found = []
+    for path in sorted(glob.glob(os.path.join(PROTOTXT, "*", "*.prototxt"))):
+        family = os.path.basename(os.path.dirname(path))
+        if families and family not in families:
+            continue
+        if "solver" in os.path.basename(path):
+            continue
+        found.append((family, path))
+    return found
+
+
+def draw(path, out_png, rankdir="LR"):
+    """Render one prototxt to PNG with caffe.draw, atomically."""
+    if shutil.which("dot") is None:
+        raise RuntimeError("graphviz's dot is not installed (apt-get install graphviz; make setup does)")
+    net = caffe_pb2.NetParameter()
+    with open(path) as f:
+        text_format.Merge(f.read(), net)
+    with atomic_path(out_png) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(caffe.draw.draw_net(net, rankdir, ext="png"))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("families", nargs="*", help="prototxt/ subfolders (default: all)")
+    ap.add_argument("--out", default=OUT)
+    args = ap.parse_args(argv)
+    for family, path in net_files(args.families):
+        out = os.path.join(args.out, family, os.path.basename(path)[:-len(".prototxt")] + ".png")
+        draw(path, out)
+        print(os.path.relpath(out, ROOT))
+
+
+if __name__ == "__main__":
+    main()
