@@ -97,3 +97,20 @@ def check_num_classes(split, num_classes, trial=None):
         if labels and max(labels) >= num_classes:
             raise DatasetError("%s: trials[%d].train_labels go up to %d, beyond the net's %d identities"
                                % (split.get("dataset", "split"), t, max(labels), num_classes))
+
+
+def camera_folder_images(root, folders, pattern, exts, dataset, pid_of, what="person number"):
+    """Images of the datasets laid out as one folder per camera (VIPeR,
+    PRID2011), one image per person per camera, the person number in the
+    name's first group. Returns (images, where) with where[(number, cam)] =
+    image index; `pid_of(number, cam)` gives the split's person id."""
+    images, where = [], {}
+    for cam, folder in enumerate(folders, start=1):
+        names = list_named(os.path.join(root, folder), pattern, exts, dataset)
+        check_unique([(int(m.group(1)), "%s/%s" % (folder, n)) for n, m in names], dataset,
+                     "%s in %s" % (what, folder))
+        for name, m in tqdm(names, desc="%s: %s" % (dataset, folder), unit="img", leave=False):
+            where[(int(m.group(1)), cam)] = len(images)
+            images.append({"path": "%s/%s" % (folder, name), "pid": pid_of(int(m.group(1)), cam),
+                           "cam": cam, "set": folder})
+    return images, where

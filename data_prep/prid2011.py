@@ -15,10 +15,8 @@ of those 100 plus cam B persons 201–749: 649 images. 10 seeded trials.
 """
 import os
 
-from tqdm import tqdm
-
 from common.config import NUM_TRIALS, SPLIT_SEED
-from data_prep.errors import DatasetError, check_files, check_unique, find_root, list_named
+from data_prep.errors import DatasetError, camera_folder_images, check_files, find_root
 from data_prep.merge import make_split, make_trial, random_halves, trial_rng
 
 CAMS = ("cam_a", "cam_b")
@@ -33,16 +31,9 @@ def parse(root, num_trials=NUM_TRIALS, seed=SPLIT_SEED, num_train=NUM_TRAIN,
           shared_ids=SHARED_IDS, verify_images=False):
     dataset = "prid2011"
     root = find_root(root, CAMS, dataset, nested=("single_shot", "prid_2011/single_shot"))
-    images, where = [], {}
-    for cam, folder in enumerate(CAMS, start=1):
-        names = list_named(os.path.join(root, folder), NAME, EXTS, dataset)
-        check_unique([(int(m.group(1)), "%s/%s" % (folder, n)) for n, m in names], dataset,
-                     "person number in %s" % folder)
-        for name, m in tqdm(names, desc="prid2011: %s" % folder, unit="img", leave=False):
-            n = int(m.group(1))
-            pid = n if n <= shared_ids else ONLY_OFFSET[cam] + n
-            where[(n, cam)] = len(images)
-            images.append({"path": "%s/%s" % (folder, name), "pid": pid, "cam": cam, "set": folder})
+    images, where = camera_folder_images(
+        root, CAMS, NAME, EXTS, dataset,
+        lambda n, cam: n if n <= shared_ids else ONLY_OFFSET[cam] + n)
     for n in range(1, shared_ids + 1):
         for cam, folder in enumerate(CAMS, start=1):
             if (n, cam) not in where:

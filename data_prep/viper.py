@@ -13,10 +13,8 @@ split format reserves ids <= 0 for Market-style junk and distractors.
 """
 import os
 
-from tqdm import tqdm
-
 from common.config import NUM_TRIALS, SPLIT_SEED
-from data_prep.errors import DatasetError, check_files, check_unique, find_root, list_named
+from data_prep.errors import DatasetError, camera_folder_images, check_files, find_root
 from data_prep.merge import make_split, make_trial, random_halves, trial_rng
 
 CAMS = ("cam_a", "cam_b")
@@ -28,20 +26,13 @@ def parse(root, num_trials=NUM_TRIALS, seed=SPLIT_SEED, num_train=None, verify_i
     """num_train: training identities per trial (default half: 316 of 632)."""
     dataset = "viper"
     root = find_root(root, CAMS, dataset, nested=("VIPeR",))
-    images, where = [], {}
-    for cam, folder in enumerate(CAMS, start=1):
-        names = list_named(os.path.join(root, folder), NAME, EXTS, dataset)
-        check_unique([(int(m.group(1)), "%s/%s" % (folder, n)) for n, m in names], dataset,
-                     "person id in %s" % folder)
-        for name, m in tqdm(names, desc="viper: %s" % folder, unit="img", leave=False):
-            pid = int(m.group(1)) + 1
-            where[(pid, cam)] = len(images)
-            images.append({"path": "%s/%s" % (folder, name), "pid": pid, "cam": cam, "set": folder})
-    ids = sorted({pid for pid, _ in where})
-    for pid in ids:
+    images, where = camera_folder_images(root, CAMS, NAME, EXTS, dataset, lambda n, cam: n + 1,
+                                         what="person id")
+    ids = sorted({n for n, _ in where})
+    for n in ids:
         for cam, folder in enumerate(CAMS, start=1):
-            if (pid, cam) not in where:
-                raise DatasetError("viper: person %03d has no image in %s" % (pid - 1, os.path.join(root, folder)))
+            if (n, cam) not in where:
+                raise DatasetError("viper: person %03d has no image in %s" % (n, os.path.join(root, folder)))
     check_files(root, [im["path"] for im in images], dataset, verify=verify_images)
     num_train = len(ids) // 2 if num_train is None else num_train
     if not 0 < num_train < len(ids):
