@@ -16,6 +16,7 @@ import inspect
 import os
 import sys
 
+from data_prep.disk import disk_size, human
 from data_prep.errors import check_num_classes
 from data_prep.split_format import load_split, save_split
 
@@ -99,24 +100,6 @@ def make_split(args):
     return module.parse(root, **protocol_kwargs(args, module.parse))
 
 
-def disk_size(paths):
-    total = 0
-    for p in paths:
-        if os.path.isdir(p):
-            for d, _, files in os.walk(p):
-                total += sum(os.path.getsize(os.path.join(d, f)) for f in files)
-        elif os.path.exists(p):
-            total += os.path.getsize(p)
-    return total
-
-
-def human(nbytes):
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if nbytes < 1024 or unit == "GiB":
-            return ("%d %s" if unit == "B" else "%.1f %s") % (nbytes, unit)
-        nbytes /= 1024.0
-
-
 def summary(split):
     """images, identities (person ids > 0: junk and distractors excluded),
     cameras (per source dataset), size on disk of the images."""
@@ -139,10 +122,10 @@ def main(argv=None):
         print("%s: %s -> %s" % (split["dataset"], summary(split), args.out))
         if args.lmdb:
             from data_prep.lmdb_builder import build_lmdb  # lazily: the split alone needs no LMDB code
-            out = build_lmdb(split, args.lmdb, args.size[0], args.size[1], trial=args.trial,
-                             subset=args.subset, augment=args.augment, seed=split.get("seed", 0))
-            print("%s: LMDB %s (%s, trial %d), %s on disk"
-                  % (split["dataset"], out, args.subset, args.trial, human(disk_size([out]))))
+            # build_lmdb ends with its own summary line (images, ids, cameras, size)
+            build_lmdb(split, args.lmdb, args.size[0], args.size[1], trial=args.trial,
+                       subset=args.subset, augment=args.augment, seed=split.get("seed", 0),
+                       num_classes=args.num_classes, split_path=os.path.abspath(args.out))
     except (ValueError, OSError) as err:
         # DatasetError, SplitError, ImageError (all ValueError) and file-system
         # errors already name the file or field: one line, no traceback.
