@@ -22,7 +22,7 @@ import numpy as np
 from common import caffe_env
 from common.atomic import atomic_path
 import caffe
-from caffe.proto import caffe_pb2
+from tools.surgery import read_blobs
 
 CAFFENET_LAYERS = ("conv1", "conv2")  # the layers the paper initialises from ImageNet
 SOURCE_PREFIX = "cros_"               # the authors' names for the source stream
@@ -30,16 +30,8 @@ SOURCE_PREFIX = "cros_"               # the authors' names for the source stream
 
 def read_caffemodel(path):
     """{layer name: [arrays]} of a .caffemodel (new or V1 layer format)."""
-    param = caffe_pb2.NetParameter()
-    try:
-        with open(path, "rb") as f:
-            param.ParseFromString(f.read())
-    except FileNotFoundError:
-        raise FileNotFoundError("caffemodel not found: %s" % path) from None
-    except Exception as err:  # protobuf's DecodeError and friends
-        raise ValueError("%s is not a readable .caffemodel (%s)" % (path, err)) from None
-    layers = list(param.layer) or list(param.layers)
-    return {l.name: [caffe.io.blobproto_to_array(b) for b in l.blobs] for l in layers if l.blobs}
+    return {name: [caffe.io.blobproto_to_array(b) for b in blobs]
+            for name, blobs in read_blobs(path).items()}
 
 
 def init_from_caffenet(net, caffemodel, layers=CAFFENET_LAYERS):

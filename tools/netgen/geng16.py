@@ -30,8 +30,8 @@ import argparse
 import json
 import os
 
-from common.atomic import write_text
-from common.config import GENG16_CROP
+from tools.netgen import write_files
+from common.config import GENG16_CROP, ROOT
 import caffe
 from caffe import layers as L
 from caffe.proto import caffe_pb2
@@ -63,8 +63,7 @@ FEATURE = {"googlenet": "pool5/7x7_s1", "dgdnet": "fc7"}
 
 DEFAULT_SOURCE = "data/geng16/train.lmdb"      # relative to where training runs
 DEFAULT_VAL_SOURCE = "data/geng16/val.lmdb"
-OUT_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                       "prototxt", "geng16")
+OUT_DIR = os.path.join(ROOT, "prototxt", "geng16")
 
 PARAMS = [dict(lr_mult=1, decay_mult=1), dict(lr_mult=2, decay_mult=0)]
 NO_LABEL_GRAD = dict(propagate_down=[True, False])  # Caffe's losses abort on a label gradient
@@ -274,9 +273,7 @@ def generate(num_ids=NUM_IDS, source=DEFAULT_SOURCE, val_source=DEFAULT_VAL_SOUR
 
 def write_all(out_dir=OUT_DIR, **kw):
     """Write every generated file into `out_dir` (each atomically)."""
-    for fname, text in sorted(generate(**kw).items()):
-        write_text(os.path.join(out_dir, fname), text)
-    return out_dir
+    return write_files(generate(**kw), out_dir)
 
 
 def main(argv=None):

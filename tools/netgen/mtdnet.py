@@ -33,8 +33,8 @@ import math
 import os
 
 
-from common.atomic import write_text
-from common.config import MTDNET_INPUT
+from tools.netgen import write_files
+from common.config import MTDNET_INPUT, ROOT
 import caffe
 from caffe import layers as L, params as P
 from tools.netgen import solver as schedules
@@ -49,8 +49,7 @@ LOSS_WEIGHTS = {"triplet": 1.0, "softmax": 1.0, "contrastive": 1.0}
 
 DEFAULT_SOURCE = "data/mtdnet/train.lmdb"          # relative to where training runs
 DEFAULT_AUX_SOURCE = "data/mtdnet/source_train.lmdb"
-OUT_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                       "prototxt", "mtdnet")
+OUT_DIR = os.path.join(ROOT, "prototxt", "mtdnet")
 
 LRN = dict(local_size=5, alpha=1e-4, beta=0.75)
 
@@ -335,9 +334,8 @@ def generate(size=MTDNET_INPUT, batch=BATCH, source=DEFAULT_SOURCE, aux_source=D
 
 
 def write(out_dir=OUT_DIR, **kw):
-    for fname, text in sorted(generate(**kw).items()):
-        write_text(os.path.join(out_dir, fname), text)
-    return out_dir
+    """Write every generated file into `out_dir` (each atomically)."""
+    return write_files(generate(**kw), out_dir)
 
 
 def main(argv=None):
