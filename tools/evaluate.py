@@ -1,0 +1,151 @@
+"""Metrics and report of extracted features (or of a score matrix):
+
+    python -m tools.evaluate --features F.npz [F1.npz ...] --protocol market|single-shot \
+        [--split S.json] [--paper geng16:table2:Ours] --out DIR
+        [--ap trapezoid|step] [--mq-pooling mean|max] [--repeats 10] [--seed 0]
+    python -m tools.evaluate --matrix scores.npz --key scores --similarity \
+        --protocol single-shot [--paper mtdnet:table1:MTDnet:cuhk03] --out DIR
+
+Features (tools.extract_features) are compared by Euclidean distance (Geng16
+SIR). ``market``: the official rule (tools/evaluation/market.py), single
+query, plus multi-query when the file holds the ``multi_query`` subset (pools
+from the split's trial). ``single-shot``: CMC over seeded random gallery
+draws. Several feature files (one per trial) are averaged (mean ± std).
+``--matrix`` takes a precomputed queries × gallery matrix with q_pids,
+q_cams, g_pids, g_cams (tools/mtdnet_cir.py --out). ``--paper`` puts the
+paper's numbers of that table row beside ours; for a table with settings
+(e.g. Geng16 Table 2's single/multi query) the setting follows each result
+row unless given.
+
+Writes DIR/results.json, DIR/results.md, DIR/cmc.png.
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+
+from data_prep.split_format import load_split
+from tools.evaluation import papers
+from tools.evaluation.cmc import REPEATS, single_shot_cmc
+from tools.evaluation.distance import euclidean
+from tools.evaluation.market import AP_RULES, evaluate_market
+from tools.evaluation.multi_query import POOLING, pool_features
+from tools.evaluation.report import write_report
+from tools.evaluation.trials import aggregate
+from tools.extract_features import load_features
+
+PROTOCOLS = ("market", "single-shot")
+
+
+def evaluate_matrix(matrix, q_pids, q_cams, g_pids, g_cams, protocol, similarity=False,
+                    ap="trapezoid", repeats=REPEATS, seed=0):
+    """{"cmc", "mAP" (market only), ...} of one matrix under `protocol`."""
+    if protocol == "market":
+        res = evaluate_market(matrix, q_pids, q_cams, g_pids, g_cams, ap=ap, similarity=similarity)
+        return {"cmc": res["cmc"], "mAP": res["mAP"], "num_queries": res["num_queries"],
+                "num_valid": res["num_valid"]}
+    if protocol == "single-shot":
+        return {"cmc": single_shot_cmc(matrix, q_pids, q_cams, g_pids, g_cams, repeats=repeats,
+                                       seed=seed, similarity=similarity), "mAP": None}
+    raise ValueError("protocol must be one of %s, got %r" % (PROTOCOLS, protocol))
+
+
+def evaluate_features(path, protocol, split=None, ap="trapezoid", mq_pooling="mean",
+                      repeats=REPEATS, seed=0):
+    """{setting: result} of one features file: "single_query" (market) or
+    "single_shot", and "multi_query" where the file holds its subset."""
+    subsets, meta = load_features(path)
+    for name in ("query", "gallery"):
+        if name not in subsets:
+            raise ValueError("%s: no '%s' features (extract --subsets query gallery)" % (path, name))
+    q, g = subsets["query"], subsets["gallery"]
+    kw = dict(protocol=protocol, ap=ap, repeats=repeats, seed=seed)
+    dist = euclidean(q["features"], g["features"])
+    out = {"single_query" if protocol == "market" else "single_shot":
+           evaluate_matrix(dist, q["pids"], q["cams"], g["pids"], g["cams"], **kw)}
+    if protocol == "market" and "multi_query" in subsets:
+        split = split or load_split(meta["split"])
+        trial = split["trials"][meta["trial"]]
+        mq = subsets["multi_query"]
+        pooled = pool_features(mq["features"], mq["index"], trial.get("multi_query", {}), q["index"],
+                               mq_pooling)
+        out["multi_query"] = evaluate_matrix(euclidean(pooled, g["features"]), q["pids"], q["cams"],
+                                             g["pids"], g["cams"], **kw)
+    return out
+
+
+def _paper(spec, setting):
+    """The paper row for one result setting (None without a spec)."""
+    if not spec:
+        return None
+    if len(spec.split(":")) == 3:
+        try:
+            return papers.lookup(spec)
+        except KeyError:  # the table has settings: take the result's own
+            return papers.lookup(spec + ":" + setting)
+    return papers.lookup(spec)
+
+
+def result_rows(per_trial, paper=None):
+    """Report rows from [{setting: result}] (one dict per trial)."""
+    rows = []
+    for setting in per_trial[0]:
+        agg = aggregate([t[setting] for t in per_trial])
+        row = {"name": setting.replace("_", " "), "cmc": agg["cmc"], "trials": agg["trials"],
+               "mAP": agg["mAP"], "paper": _paper(paper, setting)}
+        if agg["trials"] > 1:
+            row["cmc_std"], row["mAP_std"] = agg["cmc_std"], agg["mAP_std"]
+        for key in ("num_queries", "num_valid"):
+            if len(per_trial) == 1 and key in per_trial[0][setting]:
+                row[key] = per_trial[0][setting][key]
+        rows.append(row)
+    return rows
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="CMC / mAP of extracted features, with a report")
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--features", nargs="+", help="features .npz (one per trial)")
+    src.add_argument("--matrix", help=".npz with a queries × gallery matrix and q/g pids and cams")
+    ap.add_argument("--key", default="scores", help="matrix key in --matrix (default: scores)")
+    ap.add_argument("--similarity", action="store_true", help="--matrix holds scores (higher = more alike)")
+    ap.add_argument("--split", help="split JSON (default: the one the features were extracted from)")
+    ap.add_argument("--protocol", required=True, choices=PROTOCOLS)
+    ap.add_argument("--paper", help="paper:table:row[:setting], e.g. geng16:table2:Ours")
+    ap.add_argument("--ap", default="trapezoid", choices=AP_RULES, help="AP rule (official: trapezoid)")
+    ap.add_argument("--mq-pooling", default="mean", choices=POOLING)
+    ap.add_argument("--repeats", type=int, default=REPEATS, help="single-shot gallery draws")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--title", help="report title")
+    ap.add_argument("--out", required=True, help="report directory")
+    args = ap.parse_args(argv)
+    try:
+        first = "single_query" if args.protocol == "market" else "single_shot"
+        _paper(args.paper, first)  # a bad spec fails before the work
+        if args.matrix:
+            with np.load(args.matrix, allow_pickle=False) as z:
+                if args.key not in z:
+                    raise ValueError("%s: no key '%s'; keys: %s" % (args.matrix, args.key, ", ".join(z.files)))
+                res = evaluate_matrix(z[args.key], z["q_pids"], z["q_cams"], z["g_pids"], z["g_cams"],
+                                      args.protocol, args.similarity, args.ap, args.repeats, args.seed)
+            per_trial = [{first: res}]
+            sources = [args.matrix]
+        else:
+            split = load_split(args.split) if args.split else None
+            per_trial = [evaluate_features(p, args.protocol, split, args.ap, args.mq_pooling,
+                                           args.repeats, args.seed) for p in args.features]
+            sources = args.features
+        rows = result_rows(per_trial, args.paper)
+    except (ValueError, KeyError, FileNotFoundError) as err:
+        sys.exit("error: %s" % (err.args[0] if isinstance(err, KeyError) else err))
+    title = args.title or "%s evaluation of %s" % (args.protocol, os.path.basename(sources[0]))
+    meta = {"sources": [os.path.abspath(s) for s in sources], "protocol": args.protocol, "ap": args.ap,
+            "mq_pooling": args.mq_pooling, "repeats": args.repeats, "seed": args.seed}
+    paths = write_report(args.out, rows, title, meta)
+    with open(paths["results.md"]) as f:
+        print(f.read())
+
+
+if __name__ == "__main__":
+    main()
