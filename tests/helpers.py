@@ -1,6 +1,7 @@
 """Test helpers that run real pycaffe nets: writing a NetSpec to a file and
 checking a Python layer's backward against central finite differences."""
 import json
+import os
 
 import numpy as np
 
@@ -73,3 +74,15 @@ def check_gradient(net, bottoms, tops, check=None, eps=1e-2, rtol=2e-2, atol=2e-
             assert err <= atol + rtol * abs(numeric), (
                 "%s[%d]: analytic %.6g vs numeric %.6g" % (b, i, got, numeric))
     return worst
+
+
+def assert_committed_prototxt_current(generator):
+    """The files a netgen module (with generate() and OUT_DIR) writes now are
+    exactly the committed ones under prototxt/."""
+    files = generator.generate()
+    cli = "python -m %s" % generator.__name__
+    committed = sorted(f for f in os.listdir(generator.OUT_DIR) if f.endswith(".prototxt"))
+    assert committed == sorted(files), "run: " + cli
+    for name, text in files.items():
+        with open(os.path.join(generator.OUT_DIR, name)) as f:
+            assert f.read() == text, "%s is stale; run: %s" % (name, cli)

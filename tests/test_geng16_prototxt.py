@@ -1,22 +1,16 @@
 """The committed prototxt/geng16/ files are what tools/netgen/geng16.py
 generates now, and each parses as a Caffe net or solver carrying the
 paper's values (issue 3)."""
-import os
-
 import numpy as np
 from google.protobuf import text_format
 
 from caffe.proto import caffe_pb2
+from tests.helpers import assert_committed_prototxt_current
 from tools.netgen import geng16
 
 
 def test_committed_prototxt_is_current():
-    files = geng16.generate()
-    committed = sorted(f for f in os.listdir(geng16.OUT_DIR) if f.endswith(".prototxt"))
-    assert committed == sorted(files), "run: python -m tools.netgen.geng16"
-    for name, text in files.items():
-        with open(os.path.join(geng16.OUT_DIR, name)) as f:
-            assert f.read() == text, "%s is stale; run: python -m tools.netgen.geng16" % name
+    assert_committed_prototxt_current(geng16)
 
 
 def test_generated_files_parse_and_carry_paper_values():

@@ -1,21 +1,15 @@
 """The committed prototxt/mtdnet/ files are what tools/netgen/mtdnet.py
 generates now, and each parses as a Caffe net or solver (issue 4)."""
-import os
-
 import numpy as np
 from google.protobuf import text_format
 
 from caffe.proto import caffe_pb2
+from tests.helpers import assert_committed_prototxt_current
 from tools.netgen import mtdnet
 
 
 def test_committed_prototxt_is_current():
-    files = mtdnet.generate()
-    committed = sorted(f for f in os.listdir(mtdnet.OUT_DIR) if f.endswith(".prototxt"))
-    assert committed == sorted(files), "run: python -m tools.netgen.mtdnet"
-    for name, text in files.items():
-        with open(os.path.join(mtdnet.OUT_DIR, name)) as f:
-            assert f.read() == text, "%s is stale; run: python -m tools.netgen.mtdnet" % name
+    assert_committed_prototxt_current(mtdnet)
 
 
 def test_generated_files_parse_and_carry_paper_values():

@@ -15,7 +15,7 @@ import numpy as np
 from common import caffe_env
 import caffe
 from caffe import layers as L
-from caffe.proto import caffe_pb2
+from tools.surgery import read_blobs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAX_ITER = 600
@@ -67,10 +67,7 @@ def _interrupt(solver, run_dir, sig, after_iter):
 
 
 def _weights(path):
-    param = caffe_pb2.NetParameter()
-    with open(path, "rb") as f:
-        param.ParseFromString(f.read())
-    return {layer.name: [np.array(b.data, np.float32) for b in layer.blobs] for layer in param.layer if layer.blobs}
+    return {name: [np.array(b.data, np.float32) for b in blobs] for name, blobs in read_blobs(path).items()}
 
 
 def test_interrupted_runs_resume_to_identical_weights(tmp_path):

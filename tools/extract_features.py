@@ -33,7 +33,7 @@ from common.config import MEAN_BGR
 import caffe
 from data_prep.images import load_bgr, resize_bgr, to_net_input
 from data_prep.split_format import load_split
-from tools.surgery import plan, read_blobs
+from tools.surgery import copy_planned, plan, read_blobs
 
 SUBSETS = ("train", "val", "query", "gallery", "multi_query")
 BATCH = 64
@@ -45,7 +45,8 @@ class ExtractError(ValueError):
 
 def check_weights(net, weights):
     """Raise ExtractError (one line, naming the layer) unless every
-    parametrised layer of `net` is in `weights` with the same blob shapes."""
+    parametrised layer of `net` is in `weights` with the same blob shapes.
+    Returns (the weights' blobs by layer, the layers to copy)."""
     try:
         blobs = read_blobs(weights)
         copied, missing, _ = plan(net, blobs, weights)
@@ -54,7 +55,7 @@ def check_weights(net, weights):
     if missing:
         raise ExtractError("layer '%s' of the net has no weights in %s (%d such layer(s))"
                            % (missing[0], weights, len(missing)))
-    return copied
+    return blobs, copied
 
 
 def load_net(deploy, weights):
@@ -62,8 +63,7 @@ def load_net(deploy, weights):
     if not os.path.exists(deploy):
         raise ExtractError("deploy prototxt not found: %s" % deploy)
     net = caffe.Net(deploy, caffe.TEST)
-    check_weights(net, weights)
-    net.copy_from(weights)
+    copy_planned(net, *check_weights(net, weights))  # the file is read once
     return net
 
 

@@ -22,39 +22,25 @@ import numpy as np
 from common import caffe_env
 from common.atomic import atomic_path
 import caffe
-from tools.surgery import read_blobs
+from tools.surgery import copy_planned, load_weights, plan, read_blobs
 
 CAFFENET_LAYERS = ("conv1", "conv2")  # the layers the paper initialises from ImageNet
 SOURCE_PREFIX = "cros_"               # the authors' names for the source stream
-
-
-def read_caffemodel(path):
-    """{layer name: [arrays]} of a .caffemodel (new or V1 layer format)."""
-    return {name: [caffe.io.blobproto_to_array(b) for b in blobs]
-            for name, blobs in read_blobs(path).items()}
 
 
 def init_from_caffenet(net, caffemodel, layers=CAFFENET_LAYERS):
     """Copy `layers` (conv1, conv2) from a CaffeNet .caffemodel into `net` by
     name, checking shapes first (Caffe would abort). Streams that share these
     parameters by name see the copy too. Returns the copied layer names."""
-    blobs = read_caffemodel(caffemodel)
+    blobs = read_blobs(caffemodel)
     for name in layers:
         if name not in blobs:
             raise ValueError("%s has no layer '%s'" % (caffemodel, name))
         if name not in net.params:
             raise ValueError("the net has no layer '%s' to initialise" % name)
-        ours = net.params[name]
-        if len(ours) != len(blobs[name]):
-            raise ValueError("layer '%s': %s holds %d blobs, the net %d"
-                             % (name, caffemodel, len(blobs[name]), len(ours)))
-        for k, (dst, src) in enumerate(zip(ours, blobs[name])):
-            if dst.data.size != src.size:
-                raise ValueError("layer '%s' blob %d: %s has shape %s, the net %s"
-                                 % (name, k, caffemodel, src.shape, dst.data.shape))
-    for name in layers:
-        for dst, src in zip(net.params[name], blobs[name]):
-            dst.data[...] = src.reshape(dst.data.shape)
+    wanted = {name: blobs[name] for name in layers}
+    plan(net, wanted, caffemodel)
+    copy_planned(net, wanted, list(layers))
     return list(layers)
 
 
@@ -86,9 +72,7 @@ def build_init(net_path, out, caffenet=None, weights=None, phase=caffe.TRAIN):
         raise FileNotFoundError("net prototxt not found: %s" % net_path)
     net = caffe.Net(net_path, phase)
     if weights:
-        if not os.path.exists(weights):
-            raise FileNotFoundError("weights not found: %s" % weights)
-        net.copy_from(weights)
+        load_weights(net, weights)  # shapes checked by name before anything is copied
     if caffenet:
         init_from_caffenet(net, caffenet)
     copy_target_to_source(net)

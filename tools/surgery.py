@@ -79,10 +79,15 @@ def load_weights(net, caffemodel):
     Returns {"copied": [...], "initialised": [...], "unused": [...]}."""
     blobs = read_blobs(caffemodel)
     copied, initialised, unused = plan(net, blobs, caffemodel)
-    for name in copied:
+    copy_planned(net, blobs, copied)
+    return {"copied": copied, "initialised": initialised, "unused": unused}
+
+
+def copy_planned(net, blobs, names):
+    """Copy the BlobProtos of `names` (already checked by plan) into the net."""
+    for name in names:
         for dst, src in zip(net.params[name], blobs[name]):
             dst.data[...] = np.asarray(src.data, np.float32).reshape(dst.data.shape)
-    return {"copied": copied, "initialised": initialised, "unused": unused}
 
 
 def report_text(report):
