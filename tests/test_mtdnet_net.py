@@ -68,6 +68,16 @@ def test_train_net_forward_backward(name, size):
         assert net.blobs["concat"].data.shape[1] == 512
 
 
+def _same_label_loss(net):
+    """Caffe's ContrastiveLoss term of the XNOR-1 pairs: Σ d²/2 over them / 2N."""
+    label = net.blobs["xnor_label"].data.ravel()
+    a = net.blobs["normfc7"].data.reshape(len(label), -1)
+    b = net.blobs["cros_normfc7_db"].data.reshape(len(label), -1)
+    d2 = ((a - b) ** 2).sum(1)
+    assert 0 < label.sum() < len(label)  # both kinds of pair are present
+    return float((d2 * (label == 1)).sum() / (2 * len(label)))
+
+
 def test_cross_domain_contrastive_loss_decreases(tmp_path, monkeypatch):
     # Train the contrastive term alone (other loss weights 0) on fixed data,
     # without dropout's noise.
@@ -84,14 +94,19 @@ def test_cross_domain_contrastive_loss_decreases(tmp_path, monkeypatch):
     caffe_env.set_mode(None)
     s = caffe.SGDSolver(str(solver_path))
     _fill_inputs(s.net)
-    mtdnet_init.copy_target_to_source(s.net)
+    # Streams initialised apart (not copied), so same-label pairs start far
+    # from each other and the test sees them pulled together.
     src_before = np.array(s.net.params["cros_fc7"][0].data)
 
-    losses = []
+    losses, same = [], []
     for _ in range(6):
         s.step(1)
         losses.append(float(s.net.blobs["contrastloss"].data))
+        same.append(_same_label_loss(s.net))
     assert losses[-1] < 0.8 * losses[0], losses
+    # the pairs labelled "same" (XNOR 1) are pulled together: their part of
+    # the contrastive loss, d²/2 each, falls
+    assert same[-1] < 0.8 * same[0], same
     # the source stream stays fixed (lr_mult 0, as in the authors' net)
     np.testing.assert_array_equal(s.net.params["cros_fc7"][0].data, src_before)
 
@@ -194,3 +209,40 @@ def test_trained_model_loads_by_name_and_source_copies_target(tmp_path):
     for name in ("conv1", "conv3", "fc7", "fc8"):
         np.testing.assert_array_equal(cross.params["cros_" + name][0].data,
                                       train.params[name][0].data)
+
+
+def test_cir_scores_file_reaches_the_metrics(cir_weights, tmp_path):
+    # mtdnet_cir over real query/gallery LMDBs (synthetic Market layout) →
+    # scores.npz → tools.evaluate --matrix: the report's CMC is the one of
+    # the matrix, and the matrix is the CIR score of the LMDB images.
+    import json
+    from data_prep import market1501, synthetic
+    from data_prep.lmdb_builder import build_lmdb
+    from tools import evaluate
+    from tools.evaluation.cmc import single_shot_cmc
+
+    split = market1501.parse(synthetic.generate(str(tmp_path / "synth"), num_ids=8, quiet=True))
+    lmdbs = {}
+    for subset in ("query", "gallery"):
+        lmdbs[subset] = str(tmp_path / subset)
+        build_lmdb(split, lmdbs[subset], SMALL, SMALL, subset=subset, verbose=False)
+    scores = str(tmp_path / "scores.npz")
+    cir.main(["--weights", cir_weights, "--query", lmdbs["query"], "--gallery", lmdbs["gallery"],
+              "--size", str(SMALL), "--passes", "2", "--trp", "--out", scores])
+    with np.load(scores) as z:
+        saved = {k: z[k] for k in z.files}
+    trunk, head, _ = cir.load_nets(cir_weights, SMALL)
+    q, g = cir._load(lmdbs["query"], SMALL, None)[0], cir._load(lmdbs["gallery"], SMALL, None)[0]
+    np.testing.assert_allclose(saved["scores"], cir.cir_scores(trunk, head, q, g, passes=2),
+                               rtol=1e-5, atol=1e-6)
+    assert saved["scores"].shape == (len(saved["q_pids"]), len(saved["g_pids"]))
+
+    out = tmp_path / "report"
+    evaluate.main(["--matrix", scores, "--similarity", "--protocol", "single-shot",
+                   "--repeats", "3", "--out", str(out)])
+    with open(out / "results.json") as f:
+        reported = json.load(f)["results"][0]["cmc"]
+    expected = single_shot_cmc(saved["scores"], saved["q_pids"], saved["q_cams"], saved["g_pids"],
+                               saved["g_cams"], repeats=3, seed=0, similarity=True)
+    np.testing.assert_allclose(reported, expected)
+    assert os.path.isfile(out / "cmc.png") and os.path.isfile(out / "results.md")

@@ -166,7 +166,8 @@ def main(argv=None):
         if key in result:
             cmc = single_shot(result[key], q_pids, q_cams, g_pids, g_cams, similarity, args.repeats)
             print("%s: %s" % ("MTDnet" if similarity else "MTDnet-trp",
-                              "  ".join("r%d %.2f%%" % (r, 100 * cmc[r - 1]) for r in CMC_RANKS)))
+                              "  ".join("r%d %.2f%%" % (r, 100 * cmc[r - 1])
+                                        for r in CMC_RANKS if r <= len(cmc))))
 
 
 if __name__ == "__main__":
