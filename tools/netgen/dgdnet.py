@@ -24,6 +24,9 @@ WIDTH = {"1": 64, "2": 128, "3": 256}
 DROPOUT = 0.5            # dropout before the authors' classifier (fc8)
 
 PARAMS = [dict(lr_mult=1, decay_mult=1), dict(lr_mult=2, decay_mult=0)]
+# BN's learnt scale and shift: spelt out so that a frozen step can zero them,
+# and not weight-decayed (they are not filters).
+SCALE_PARAMS = [dict(lr_mult=1, decay_mult=0), dict(lr_mult=1, decay_mult=0)]
 
 
 def conv_bn(n, name, bottom, nout, ks, stride=1, pad=0):
@@ -41,7 +44,7 @@ def _bn_relu(n, name):
     base, _, leaf = name.rpartition("/")
     prefix = base + "/" if base else ""
     n[name + "_bn"] = L.BatchNorm(n[name], in_place=True)
-    n[name + "_scale"] = L.Scale(n[name], bias_term=True, in_place=True)
+    n[name + "_scale"] = L.Scale(n[name], bias_term=True, param=SCALE_PARAMS, in_place=True)
     n[prefix + "relu_" + leaf] = L.ReLU(n[name], in_place=True)
     return n[name]
 

@@ -194,18 +194,28 @@ def deploy(base="googlenet", batch=1, size=None):
     return n
 
 
+LEARNT = ("Convolution", "InnerProduct", "Scale", "Bias", "PReLU", "Deconvolution", "Embed")
+
+
 def net_param(netspec, name, step=2):
     """NetParameter of a NetSpec; step 1 freezes every layer but the `cls_*`
     classifiers (lr_mult and decay_mult 0; Geng16 §4.1: "we freeze all other
-    layers and train only the newly added softmax layer")."""
+    layers and train only the newly added softmax layer"). BatchNorm layers
+    (DGDNet) also use their stored statistics in step 1: their running
+    averages would otherwise change, and frozen means unchanged."""
     param = netspec.to_proto()
     param.name = name
     if step == 1:
         for layer in param.layer:
+            if layer.type in LEARNT and not layer.param:
+                raise ValueError("geng16: layer '%s' (%s) has no param specs, so step 1 "
+                                 "could not freeze it" % (layer.name, layer.type))
             if not layer.name.startswith("cls_"):
                 for p in layer.param:
                     p.lr_mult = 0
                     p.decay_mult = 0
+            if layer.type == "BatchNorm":
+                layer.batch_norm_param.use_global_stats = True
     elif step != 2:
         raise ValueError("geng16: step must be 1 or 2, got %r" % (step,))
     return param
