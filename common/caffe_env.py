@@ -17,6 +17,23 @@ os.environ.setdefault("GLOG_log_year_in_prefix", "0")
 import caffe  # noqa: E402  (after the glog setting above)
 
 
+def _glog_minloglevel():
+    """glog's minimum-level flag, a global of the libglog that libcaffe
+    loaded. pycaffe's init_log may run only once and leaves the level where
+    it put it; this is how it is set back."""
+    return ctypes.c_int.in_dll(ctypes.CDLL("libglog.so.1"), "_ZN3fLI17FLAGS_minloglevelE")
+
+
+def glog_level():
+    """glog's current minimum level (0 INFO … 3 FATAL)."""
+    return _glog_minloglevel().value
+
+
+def set_glog_level(level):
+    """Set glog's minimum level in this process."""
+    _glog_minloglevel().value = level
+
+
 def caffe_prefix():
     """Install prefix of the imported pycaffe (…/python/caffe/__init__.py)."""
     return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(caffe.__file__))))

@@ -178,3 +178,14 @@ def test_gpu_forward_backward_matches_cpu():
     caffe_env.set_mode(None)
     np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-3, atol=1e-4)
+
+
+def test_glog_level_can_be_set_back_after_init_log(capfd):
+    before = caffe_env.glog_level()
+    caffe_env.set_glog_level(0)
+    caffe.log("visible line")
+    caffe_env.set_glog_level(1)
+    caffe.log("hidden line")
+    caffe_env.set_glog_level(before)
+    err = capfd.readouterr().err
+    assert "visible line" in err and "hidden line" not in err
