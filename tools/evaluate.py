@@ -103,7 +103,7 @@ def result_rows(per_trial, paper=None):
     return rows
 
 
-def main(argv=None):
+def build_parser():
     ap = argparse.ArgumentParser(description="CMC / mAP of extracted features, with a report")
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--features", nargs="+", help="features .npz (one per trial)")
@@ -119,7 +119,13 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--title", help="report title")
     ap.add_argument("--out", required=True, help="report directory")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def run(argv):
+    """Evaluate and write the report; returns write_report's paths. Bad
+    input exits with one line."""
+    args = build_parser().parse_args(argv)
     try:
         first = "single_query" if args.protocol == "market" else "single_shot"
         _paper(args.paper, first)  # a bad spec fails before the work
@@ -142,8 +148,11 @@ def main(argv=None):
     title = args.title or "%s evaluation of %s" % (args.protocol, os.path.basename(sources[0]))
     meta = {"sources": [os.path.abspath(s) for s in sources], "protocol": args.protocol, "ap": args.ap,
             "mq_pooling": args.mq_pooling, "repeats": args.repeats, "seed": args.seed}
-    paths = write_report(args.out, rows, title, meta)
-    with open(paths["results.md"]) as f:
+    return write_report(args.out, rows, title, meta)
+
+
+def main(argv=None):
+    with open(run(argv)["results.md"]) as f:
         print(f.read())
 
 

@@ -113,7 +113,8 @@ def naive_pair_scores(pair_net, probe, gallery):
 
 
 def trp_distances(trunk, probe, gallery):
-    """MTDnet-trp: Euclidean distances of the ranking features (probes × gallery)."""
+    """MTDnet-trp: Euclidean distances of the ranking features (probes × gallery).
+    With the deploy_rnk_feat net as `trunk`: MTDnet-rnk's."""
     a = ranking_features(trunk, probe).astype(np.float64)
     b = ranking_features(trunk, gallery).astype(np.float64)
     sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a.dot(b.T)
@@ -147,25 +148,34 @@ def main(argv=None):
     ap.add_argument("--passes", type=int, default=PASSES, choices=(1, 2, 8))
     ap.add_argument("--mean", type=float, nargs=3, default=None, help="BGR mean to subtract")
     ap.add_argument("--trp", action="store_true", help="also rank by the 512-D feature (MTDnet-trp)")
+    ap.add_argument("--rnk", action="store_true",
+                    help="the weights are an MTDnet-rnk model: rank by its 512-D feature only")
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--gpu", type=int, default=None)
     ap.add_argument("--out", help="scores.npz to write")
     args = ap.parse_args(argv)
     caffe_env.set_mode(args.gpu)
-    trunk, head, _ = load_nets(args.weights, args.size)
     q, q_pids, q_cams = _load(args.query, args.size, args.mean)
     g, g_pids, g_cams = _load(args.gallery, args.size, args.mean)
-    result = {"scores": cir_scores(trunk, head, q, g, args.passes)}
-    if args.trp:
-        result["trp_distances"] = trp_distances(trunk, q, g)
+    if args.rnk:
+        rnk = caffe_env.net_from_spec(netgen.deploy_rnk_feat(size=args.size), caffe.TEST,
+                                      weights=args.weights)
+        result = {"rnk_distances": trp_distances(rnk, q, g)}
+    else:
+        trunk, head, _ = load_nets(args.weights, args.size)
+        result = {"scores": cir_scores(trunk, head, q, g, args.passes)}
+        if args.trp:
+            result["trp_distances"] = trp_distances(trunk, q, g)
     if args.out:
         with atomic_path(args.out) as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, q_pids=q_pids, q_cams=q_cams, g_pids=g_pids, g_cams=g_cams, **result)
-    for key, similarity in (("scores", True), ("trp_distances", False)):
+    names = {"scores": "MTDnet", "trp_distances": "MTDnet-trp", "rnk_distances": "MTDnet-rnk"}
+    for key, name in names.items():
         if key in result:
-            cmc = single_shot(result[key], q_pids, q_cams, g_pids, g_cams, similarity, args.repeats)
-            print("%s: %s" % ("MTDnet" if similarity else "MTDnet-trp",
+            cmc = single_shot(result[key], q_pids, q_cams, g_pids, g_cams, key == "scores",
+                              args.repeats)
+            print("%s: %s" % (name,
                               "  ".join("r%d %.2f%%" % (r, 100 * cmc[r - 1])
                                         for r in CMC_RANKS if r <= len(cmc))))
 

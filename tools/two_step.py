@@ -29,15 +29,17 @@ SOLVER = "solver.prototxt"
 INIT = "init.caffemodel"
 
 
-def write_step(step_dir, net_kw, step, max_iter, scale=1.0, name="geng16"):
+def write_step(step_dir, net_kw, step, max_iter, scale=1.0, name="geng16", solver_kw=None):
     """Write `step_dir`/train.prototxt (geng16.geng16(**net_kw), frozen for
-    step 1) and its solver; returns (solver path, NetParameter)."""
+    step 1) and its solver (geng16.solver_text, `solver_kw` overriding the
+    paper's values); returns (solver path, NetParameter)."""
     os.makedirs(step_dir, exist_ok=True)
     param = geng16.net_param(geng16.geng16(**net_kw), "%s_step%d" % (name, step), step)
     write_text(os.path.join(step_dir, NET), text_format.MessageToString(param))
     solver = os.path.join(step_dir, SOLVER)
     write_text(solver, geng16.solver_text(NET, max_iter, scale=scale,
-                                          snapshot_prefix="%s_step%d" % (name, step)))
+                                          snapshot_prefix="%s_step%d" % (name, step),
+                                          **(solver_kw or {})))
     return solver, param
 
 
@@ -61,7 +63,8 @@ def _init(step_dir, weights, frozen_stats, param):
 
 
 def fine_tune(run_dir, net_kw, weights=None, iters=geng16.SCHEDULES["large"], two_step=True,
-              scale=1.0, name="geng16", snapshot_every=1000, gpu=None, seed=None, progress=True):
+              scale=1.0, name="geng16", snapshot_every=1000, gpu=None, seed=None, progress=True,
+              solver_kw=None):
     """Run (or resume, or skip) one Geng16 stage; returns the final
     .caffemodel. `net_kw` are geng16.geng16's arguments (base, losses,
     num_ids, source, k, m, …); `weights` the previous stage's model (None:
@@ -72,10 +75,10 @@ def fine_tune(run_dir, net_kw, weights=None, iters=geng16.SCHEDULES["large"], tw
             raise ValueError("two-stepped fine-tuning needs the previous stage's weights "
                              "(step 1 trains the classifier on fixed features)")
         step_dir = os.path.join(run_dir, "step1")
-        solver, param = write_step(step_dir, net_kw, 1, step1_iters, scale, name)
+        solver, param = write_step(step_dir, net_kw, 1, step1_iters, scale, name, solver_kw)
         init = _init(step_dir, weights, True, param)
         weights = train_stage(solver, step_dir, init, snapshot_every, gpu, seed, progress)
     step_dir = os.path.join(run_dir, "step2")
-    solver, param = write_step(step_dir, net_kw, 2, step2_iters, scale, name)
+    solver, param = write_step(step_dir, net_kw, 2, step2_iters, scale, name, solver_kw)
     init = _init(step_dir, weights, False, param) if weights else None
     return train_stage(solver, step_dir, init, snapshot_every, gpu, seed, progress)

@@ -1,0 +1,195 @@
+"""The stages an experiment is made of, for tools/reproduce.py and
+tools/demo.py. Each stage writes one folder or file under the experiment's
+run directory, whole or not at all, and is skipped when it is already there:
+rerunning an experiment continues where it stopped (training stages resume
+from their last snapshot, tools/train.py).
+
+    split      data_prep: the dataset's canonical split (or a merge of several)
+    lmdb       data_prep.lmdb_builder: one subset of one trial
+    geng16     tools/two_step.py: one Geng16 transfer stage (two- or one-stepped)
+    mtdnet     one MTDnet training stage (CaffeNet / previous-stage init)
+    evaluate   features (tools/extract_features.py) or CIR scores
+               (tools/mtdnet_cir.py) → tools/evaluate.py's report
+"""
+import json
+import os
+from dataclasses import dataclass
+
+from common.atomic import write_text
+from common.config import DATA_ROOT, RUNS_ROOT
+from tools import evaluate, extract_features, mtdnet_cir, mtdnet_init
+from tools.two_step import fine_tune
+from tools.netgen import geng16 as geng16_net
+from tools.netgen import mtdnet as mtdnet_net
+from tools.train import train_stage
+
+# LMDB image sizes: a margin around each net's input for the data layer's
+# random crop (Geng16: GoogLeNet's 224 crops of 256 × 256 images, as BVLC's
+# ImageNet recipe; DGDNet: its 144 × 56 input in 160 × 64, Xiao et al.).
+GENG16_LMDB = {"googlenet": (256, 256), "dgdnet": (160, 64)}
+# The feature each Geng16 base is evaluated with (§4.1: the base's output).
+GENG16_BLOB = geng16_net.FEATURE
+# MTDnet's code stretches each whole 64 × 128 crop to the input (REFERENCE.md
+# §3): the LMDB keeps that size and the data layer does the stretching.
+MTDNET_LMDB = (128, 64)
+
+
+@dataclass
+class Context:
+    """Where an experiment runs and how: `scale` multiplies every iteration
+    count of the papers' schedules (1 = the paper's); `data_root` holds each
+    dataset's extracted download as <data_root>/<dataset>/; `k` shrinks
+    Geng16's batch for short CPU runs."""
+    run_dir: str
+    data_root: str = DATA_ROOT
+    scale: float = 1.0
+    gpu: int = None
+    seed: int = None
+    progress: bool = True
+    snapshot_every: int = 1000
+    k: int = None           # identities per Geng16 batch (None: the paper's 32)
+
+    def path(self, *parts):
+        return os.path.join(self.run_dir, *parts)
+
+
+def default_run_dir(name):
+    return os.path.join(RUNS_ROOT, name.replace(" ", "_"))
+
+
+def _prep(argv):
+    from data_prep.__main__ import main as prep_main
+    if prep_main(argv) != 0:
+        raise SystemExit("error: data preparation failed: python -m data_prep %s" % " ".join(argv))
+
+
+def split(ctx, dataset, root=None, name=None, **protocol):
+    """The split JSON of `dataset` (data_prep's parser; `protocol`: its
+    options, e.g. version="detected"); root defaults to <data_root>/<dataset>."""
+    out = ctx.path("data", (name or dataset) + ".json")
+    if not os.path.isfile(out):
+        argv = [dataset, root or os.path.join(ctx.data_root, dataset), "--out", out]
+        for key, value in protocol.items():
+            flag = "--" + key.replace("_", "-")
+            argv += [flag] if value is True else [flag, str(value)]
+        _prep(argv)
+    return out
+
+
+def merged(ctx, name, splits, eval_from=None):
+    """A merge of several splits (Geng16 §5.3: CUHK03 + Market for the
+    small sets), identities offset so none collide."""
+    out = ctx.path("data", name + ".json")
+    if not os.path.isfile(out):
+        argv = ["merge"] + list(splits) + ["--out", out]
+        if eval_from is not None:
+            argv += ["--eval-from", str(eval_from)]
+        _prep(argv)
+    return out
+
+
+def lmdb(ctx, split_path, subset, size, trial=0, augment=0):
+    """LMDB of one subset of one trial of a split, images resized to size."""
+    from data_prep.lmdb_builder import build_lmdb
+    from data_prep.split_format import load_split
+    name = os.path.splitext(os.path.basename(split_path))[0]
+    out = ctx.path("data", "%s_t%d_%s_%dx%d%s.lmdb" % (name, trial, subset, size[0], size[1],
+                                                       "_aug%d" % augment if augment else ""))
+    if not os.path.isfile(os.path.join(out, "index.json")):
+        build_lmdb(load_split(split_path), out, size[0], size[1], trial=trial, subset=subset,
+                   augment=augment, seed=trial, split_path=split_path, verbose=ctx.progress)
+    return out
+
+
+def num_labels(lmdb_dir):
+    """Classes N of a training LMDB (labels are contiguous from 0)."""
+    with open(os.path.join(lmdb_dir, "index.json")) as f:
+        return max(json.load(f)["label"]) + 1
+
+
+def geng16(ctx, name, train_lmdb, weights=None, schedule="large", two_step=True, solver_kw=None,
+           **net_kw):
+    """One Geng16 transfer stage into ctx.path(name) (`schedule`: a key of
+    netgen.geng16.SCHEDULES, or (step 1, step 2) iterations); returns its
+    weights."""
+    kw = dict(net_kw, num_ids=num_labels(train_lmdb), source=os.path.abspath(train_lmdb))
+    if ctx.k:
+        kw["k"] = ctx.k
+    iters = geng16_net.SCHEDULES[schedule] if isinstance(schedule, str) else schedule
+    return fine_tune(ctx.path(name), kw, weights, iters, two_step, ctx.scale,
+                              name.replace("/", "_"), ctx.snapshot_every, ctx.gpu, ctx.seed,
+                              ctx.progress, solver_kw)
+
+
+def mtdnet(ctx, name, variant, train_lmdb, iters, caffenet=None, weights=None, aux_lmdb=None,
+           **net_kw):
+    """One MTDnet training stage (variant: a key of netgen.mtdnet.TRAIN_NETS)
+    into ctx.path(name): init from CaffeNet conv1–2 and/or a previous stage by
+    name (the cross net's source stream copied from the target); returns
+    its weights."""
+    run = ctx.path(name)
+    os.makedirs(run, exist_ok=True)
+    kw = dict(net_kw, source=os.path.abspath(train_lmdb))
+    if aux_lmdb:
+        kw["aux_source"] = os.path.abspath(aux_lmdb)
+    spec = mtdnet_net.TRAIN_NETS[variant](**kw)
+    net = os.path.join(run, "train.prototxt")
+    write_text(net, mtdnet_net.net_text(spec, variant))
+    solver = os.path.join(run, "solver.prototxt")
+    write_text(solver, mtdnet_net.solver("train.prototxt", iters, scale=ctx.scale,
+                                         snapshot_prefix=variant))
+    init = os.path.join(run, "init.caffemodel")
+    if (caffenet or weights) and not os.path.isfile(init):
+        mtdnet_init.build_init(net, init, caffenet, weights)
+    return train_stage(solver, run, init if os.path.isfile(init) else None, ctx.snapshot_every,
+                       ctx.gpu, ctx.seed, ctx.progress)
+
+
+def _report(ctx, name, argv):
+    out = ctx.path(name)
+    if not os.path.isfile(os.path.join(out, "results.json")):
+        evaluate.run(argv + ["--out", out])
+    return out
+
+
+def evaluate_geng16(ctx, name, models, split_path, base="googlenet", protocol="single-shot",
+                    paper=None, subsets=("query", "gallery")):
+    """Features of the base's output (Geng16 SIR) of each trial's model,
+    `models` = [(trial, weights)] → one report (mean ± std over trials) in
+    ctx.path(name)."""
+    deploy = ctx.path(name + ".deploy.prototxt")
+    write_text(deploy, geng16_net.net_text(geng16_net.deploy(base), base + "_deploy"))
+    files = []
+    for trial, weights in models:
+        feats = ctx.path("%s.t%d.features.npz" % (name, trial))
+        if not os.path.isfile(feats):
+            argv = ["--deploy", deploy, "--weights", weights, "--split", split_path, "--trial",
+                    str(trial), "--blob", GENG16_BLOB[base], "--out", feats, "--subsets"]
+            argv += list(subsets) + (["--gpu", str(ctx.gpu)] if ctx.gpu is not None else [])
+            extract_features.main(argv)
+        files.append(feats)
+    argv = ["--features"] + files + ["--protocol", protocol, "--title", name]
+    return _report(ctx, name, argv + (["--paper", paper] if paper else []))
+
+
+# What ranks the gallery in an MTDnet test: the CIR scores of the
+# classification head, or the distances of a 512-D ranking feature.
+MTDNET_TESTS = {"cir": ("scores", []), "trp": ("trp_distances", ["--trp"]),
+                "rnk": ("rnk_distances", ["--rnk"])}
+
+
+def evaluate_mtdnet(ctx, name, weights, query_lmdb, gallery_lmdb, test="cir", paper=None,
+                    size=None, passes=mtdnet_cir.PASSES):
+    """MTDnet test (`test`: a key of MTDNET_TESTS) → single-shot report in
+    ctx.path(name)."""
+    key, flags = MTDNET_TESTS[test]
+    scores = ctx.path(name + ".scores.npz")
+    if not os.path.isfile(scores):
+        argv = ["--weights", weights, "--query", query_lmdb, "--gallery", gallery_lmdb,
+                "--passes", str(passes), "--out", scores] + flags
+        argv += ["--size", str(size)] if size else []
+        argv += ["--gpu", str(ctx.gpu)] if ctx.gpu is not None else []
+        mtdnet_cir.main(argv)
+    argv = ["--matrix", scores, "--key", key, "--protocol", "single-shot", "--title", name]
+    argv += ["--similarity"] if test == "cir" else []
+    return _report(ctx, name, argv + (["--paper", paper] if paper else []))

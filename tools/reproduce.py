@@ -1,0 +1,308 @@
+"""One command per experiment of the two papers (issue 7):
+
+    python -m tools.reproduce --list
+    python -m tools.reproduce geng16 table2 --data-root /data/reid
+    python -m tools.reproduce geng16 table4 sid_tl --scale 0.01
+    python -m tools.reproduce mtdnet cuhk01 cross --trials 10 --gpu 0
+
+Each experiment runs data preparation, every training stage (staged
+transfer, two-stepped unless the row says otherwise), feature extraction or
+CIR scoring, and evaluation, and ends with the report beside the paper's
+numbers (tools/evaluate.py: results.md, results.json, cmc.png). Everything
+goes under --run-dir (default runs/<experiment>); a stage already done is
+skipped and an interrupted one resumes, so rerunning the same command
+continues where it stopped.
+
+Datasets are read from <data-root>/<name>/ (market1501, cuhk03, viper,
+prid2011, cuhk01, ilids) as distributed (REFERENCE.md §4). ImageNet and
+CaffeNet weights come through tools/fetch_weights.py (or --imagenet /
+--caffenet). `--scale` shrinks every schedule (1 = the paper's iterations);
+`--trials` is how many of a dataset's random splits are trained and
+averaged (the papers: all 10 of the small sets, 20 of CUHK03).
+"""
+import argparse
+import os
+import sys
+from dataclasses import dataclass, field
+
+from common.config import WEIGHTS_ROOT
+from data_prep.augment import COPIES
+from tools import experiment as ex
+from tools.evaluation import papers
+from tools.netgen import mtdnet as mtdnet_net
+from tools.netgen import solver as schedules
+
+
+@dataclass
+class Options:
+    """What a recipe may need beyond the Context."""
+    trials: int = 1
+    imagenet: str = None    # ImageNet weights of the base (GoogLeNet: fetched when absent)
+    caffenet: str = None    # bvlc_reference_caffenet (MTDnet conv1–2)
+    augment: int = COPIES   # Geng16 §5.2: five augmented copies per training image
+
+
+@dataclass
+class Experiment:
+    key: str
+    about: str
+    papers: list
+    run: object = field(repr=False)
+
+
+def _weights(path, name):
+    """A given weights file, or the model zoo's by tools/fetch_weights.py."""
+    if path:
+        if not os.path.isfile(path):
+            raise FileNotFoundError("weights file not found: %s" % path)
+        return path
+    from tools.fetch_weights import fetch
+    return fetch(name, WEIGHTS_ROOT)
+
+
+def _imagenet(opts, base):
+    if base == "googlenet":
+        return _weights(opts.imagenet, "bvlc_googlenet")
+    if not opts.imagenet:
+        raise ValueError("no public ImageNet model of DGDNet: give --imagenet W.caffemodel, "
+                         "or take the row without ImageNet pretraining")
+    return _weights(opts.imagenet, None)
+
+
+# ---- Geng16 -------------------------------------------------------------
+
+SMALL_SETS = {"viper": ("viper", {}), "prid": ("prid2011", {}),
+              "cuhk01_871": ("cuhk01", {"protocol": "871/100"}),
+              "cuhk01_485": ("cuhk01", {"protocol": "485/486"})}
+
+
+def geng16_large(ctx, opts, dataset, paper, protocol, base="googlenet", pretrained=True,
+                 two_step=True, **variant):
+    """ImageNet → a large set (CUHK03 / Market), Geng16 §5.3 "one-staged"."""
+    split_kw = {"version": variant.pop("version")} if "version" in variant else {}
+    sp = ex.split(ctx, dataset, name=dataset + "_" + split_kw.get("version", "std"), **split_kw)
+    weights = _imagenet(opts, base) if pretrained else None
+    models = []
+    for trial in range(opts.trials):
+        train = ex.lmdb(ctx, sp, "train", ex.GENG16_LMDB[base], trial, opts.augment)
+        models.append((trial, ex.geng16(ctx, "%s_t%d" % (dataset, trial), train, weights, "large",
+                                        two_step and pretrained, base=base, **variant)))
+    subsets = ["query", "gallery"] + (["multi_query"] if protocol == "market" else [])
+    return ex.evaluate_geng16(ctx, "report", models, sp, base, protocol, paper, subsets)
+
+
+def geng16_merged(ctx, opts, base="googlenet", pretrained=True, **variant):
+    """ImageNet → CUHK03 + Market merged (Geng16 §5.3, the first of two stages)."""
+    cuhk03 = ex.split(ctx, "cuhk03", name="cuhk03_labeled")
+    market = ex.split(ctx, "market1501", name="market1501_std")
+    sp = ex.merged(ctx, "cuhk03_market1501", [cuhk03, market])
+    train = ex.lmdb(ctx, sp, "train", ex.GENG16_LMDB[base], 0, opts.augment)
+    weights = _imagenet(opts, base) if pretrained else None
+    return ex.geng16(ctx, "large", train, weights, "large", pretrained, base=base, **variant)
+
+
+def geng16_small(ctx, opts, small, paper, base="googlenet", pretrained=True, two_step=True,
+                 **variant):
+    """ImageNet → CUHK03 + Market → a small set (Geng16 §5.3, two stages)."""
+    large = geng16_merged(ctx, opts, base, pretrained, **variant)
+    dataset, protocol = SMALL_SETS[small]
+    sp = ex.split(ctx, dataset, name=small, **protocol)
+    models = []
+    for trial in range(opts.trials):
+        train = ex.lmdb(ctx, sp, "train", ex.GENG16_LMDB[base], trial, opts.augment)
+        models.append((trial, ex.geng16(ctx, "%s_t%d" % (small, trial), train, large, "small",
+                                        two_step, base=base, **variant)))
+    return ex.evaluate_geng16(ctx, "report", models, sp, base, "single-shot", paper)
+
+
+LOSS_ROWS = {"sid": ("SID", ("sid",)), "pv": ("PV", ("pv",)), "tl": ("TL", ("tl",)),
+             "sid_pv": ("SID + PV", ("sid", "pv")), "sid_tl": ("SID + TL", ("sid", "tl")),
+             "pv_tl": ("PV + TL", ("pv", "tl")), "sid_pv_tl": ("SID + PV + TL", ("sid", "pv", "tl"))}
+DROPOUT_ROWS = {"random": "Random", "consistent": "Pairwise-consistent"}
+
+
+def geng16_experiments():
+    out = []
+
+    def add(key, about, specs, run):
+        out.append(Experiment("geng16 " + key, about, specs, run))
+
+    for version, col in (("labeled", "manual"), ("detected", "detected")):
+        add("table1 " + version, "ImageNet → CUHK03 %s, two-stepped, SID + PV" % version,
+            ["geng16:table1:Ours:" + col],
+            lambda c, o, v=version, s=col: geng16_large(c, o, "cuhk03", "geng16:table1:Ours:" + s,
+                                                        "single-shot", version=v))
+    add("table2", "ImageNet → Market-1501, two-stepped, SID + PV (single and multi query)",
+        ["geng16:table2:Ours"],
+        lambda c, o: geng16_large(c, o, "market1501", "geng16:table2:Ours", "market"))
+    for small in SMALL_SETS:
+        add("table3 " + small, "ImageNet → CUHK03 + Market → %s, two-stepped" % small,
+            ["geng16:table3:Ours:" + small],
+            lambda c, o, s=small: geng16_small(c, o, s, "geng16:table3:Ours:" + s))
+    for key, (row, losses) in LOSS_ROWS.items():
+        add("table4 " + key, "ImageNet → Market-1501 with losses %s" % row, ["geng16:table4:" + row],
+            lambda c, o, r=row, l=losses: geng16_large(c, o, "market1501", "geng16:table4:" + r,
+                                                        "market", losses=l))
+    for losses in ("sid_pv", "sid_tl"):
+        for drop, name in DROPOUT_ROWS.items():
+            row = "%s / %s" % (LOSS_ROWS[losses][0], name)
+            kw = dict(losses=LOSS_ROWS[losses][1], pv_dropout="consistent" if drop == "consistent"
+                      else "random")
+            add("table5 %s %s market" % (losses, drop), "Market-1501, %s" % row,
+                ["geng16:table5:%s:market1501" % row],
+                lambda c, o, r=row, k=kw: geng16_large(c, o, "market1501",
+                                                       "geng16:table5:%s:market1501" % r, "market", **k))
+            add("table5 %s %s viper" % (losses, drop), "VIPeR, %s" % row,
+                ["geng16:table5:%s:viper" % row],
+                lambda c, o, r=row, k=kw: geng16_small(c, o, "viper", "geng16:table5:%s:viper" % r, **k))
+    for two, row in ((False, "One-stepped"), (True, "Two-stepped")):
+        add("table6 " + row.lower(), "ImageNet → CUHK03 + Market → VIPeR, %s" % row.lower(),
+            ["geng16:table6:" + row],
+            lambda c, o, t=two, r=row: geng16_small(c, o, "viper", "geng16:table6:" + r, two_step=t))
+    for base, bname in (("dgdnet", "DGDNet"), ("googlenet", "GoogLeNet")):
+        for pre, yes in ((True, "YES"), (False, "NO")):
+            for key, (lname, losses) in (("sid", LOSS_ROWS["sid"]), ("sid_pv", LOSS_ROWS["sid_pv"])):
+                row = "Market / %s / %s / %s" % (bname, lname, yes)
+                add("table8 market %s %s %s" % (base, key, "imagenet" if pre else "scratch"), row,
+                    ["geng16:table8:" + row],
+                    lambda c, o, b=base, p=pre, l=losses, r=row: geng16_large(
+                        c, o, "market1501", "geng16:table8:" + r, "market", b, p, losses=l))
+            row = "VIPeR / %s / SID + PV / %s" % (bname, yes)
+            add("table8 viper %s sid_pv %s" % (base, "imagenet" if pre else "scratch"), row,
+                ["geng16:table8:" + row],
+                lambda c, o, b=base, p=pre, r=row: geng16_small(c, o, "viper", "geng16:table8:" + r,
+                                                                b, p))
+    return out
+
+
+# ---- MTDnet -------------------------------------------------------------
+
+MTDNET_SETS = {"cuhk03": ("cuhk03", {}), "cuhk01": ("cuhk01", {"protocol": "871/100"}),
+               "viper": ("viper", {}), "ilids": ("ilids", {}), "prid2011": ("prid2011", {})}
+# Table 1 row → (training net, how the gallery is ranked, source images added)
+MTDNET_ROWS = {"rnk": ("MTDnet-rnk", "mtdnet_rnk", "rnk"), "cls": ("MTDnet-cls", "mtdnet_cls", "cir"),
+               "trp": ("MTDnet-trp", "mtdnet", "trp"), "mtdnet": ("MTDnet", "mtdnet", "cir"),
+               "aug": ("MTDnet-aug", "mtdnet", "cir"), "cross": ("MTDnet-cross", "mtdnet_cross", "cir")}
+
+
+def mtdnet_cuhk03(ctx, opts, net, trial=0):
+    """CaffeNet conv1–2 → CUHK03, 200K iterations (REFERENCE.md §3)."""
+    sp = ex.split(ctx, "cuhk03", name="cuhk03_labeled")
+    train = ex.lmdb(ctx, sp, "train", ex.MTDNET_LMDB, trial)
+    caffenet = _weights(opts.caffenet, "bvlc_reference_caffenet")
+    return sp, ex.mtdnet(ctx, "cuhk03_%s_t%d" % (net, trial), net, train,
+                         schedules.MTDNET_CUHK03_ITERS, caffenet=caffenet)
+
+
+def mtdnet_run(ctx, opts, dataset, row):
+    label, net, test = MTDNET_ROWS[row]
+    paper = "mtdnet:table1:%s:%s" % (label, dataset)
+    models = []
+    if dataset == "cuhk03":
+        for trial in range(opts.trials):
+            sp, weights = mtdnet_cuhk03(ctx, opts, net, trial)
+            models.append((trial, weights))
+    else:
+        # small sets: fine-tuned 20K from the CUHK03 model (cross: the
+        # multi-task model, its target stream copied into the source stream)
+        cuhk03_sp, source = mtdnet_cuhk03(ctx, opts, "mtdnet" if net == "mtdnet_cross" else net)
+        name, protocol = MTDNET_SETS[dataset]
+        sp = ex.split(ctx, name, name=dataset, **protocol)
+        if row == "aug":
+            sp = ex.merged(ctx, dataset + "_aug", [sp, cuhk03_sp], eval_from=0)
+        aux = ex.lmdb(ctx, cuhk03_sp, "train", ex.MTDNET_LMDB) if net == "mtdnet_cross" else None
+        for trial in range(opts.trials):
+            train = ex.lmdb(ctx, sp, "train", ex.MTDNET_LMDB, trial)
+            models.append((trial, ex.mtdnet(ctx, "%s_%s_t%d" % (dataset, row, trial), net, train,
+                                            schedules.MTDNET_SMALL_ITERS, weights=source,
+                                            aux_lmdb=aux)))
+    reports = []
+    for trial, weights in models:
+        query = ex.lmdb(ctx, sp, "query", ex.MTDNET_LMDB, trial)
+        gallery = ex.lmdb(ctx, sp, "gallery", ex.MTDNET_LMDB, trial)
+        reports.append(ex.evaluate_mtdnet(ctx, "report_t%d" % trial, weights, query, gallery, test,
+                                          paper))
+    return reports[0] if len(reports) == 1 else reports
+
+
+def mtdnet_experiments():
+    out = []
+    for dataset in MTDNET_SETS:
+        for row, (label, net, _) in MTDNET_ROWS.items():
+            if dataset == "cuhk03" and row in ("aug", "cross"):
+                continue  # transfer rows: CUHK03 is their source
+            out.append(Experiment("mtdnet %s %s" % (dataset, row),
+                                  "%s on %s (%s)" % (label, dataset, net),
+                                  ["mtdnet:table1:%s:%s" % (label, dataset)],
+                                  lambda c, o, d=dataset, r=row: mtdnet_run(c, o, d, r)))
+    return out
+
+
+def experiments():
+    """{key: Experiment} of every experiment known."""
+    return {e.key: e for e in geng16_experiments() + mtdnet_experiments()}
+
+
+def _paper_numbers(spec):
+    """"r1 56.3  r5 83.3 …" of a paper row; "setting: …" for each setting of
+    a table that has several."""
+    parts = spec.split(":")
+    table = papers.load()["papers"][parts[0]]["tables"][parts[1]]
+    wanted = ([s for s in papers.settings(table) if s] if len(parts) == 3 else []) or [None]
+    out = []
+    for setting in wanted:
+        values = papers.lookup(spec + (":" + setting if setting else ""))["values"]
+        text = "  ".join("%s %s" % (k, "-" if v is None else "%.1f" % v) for k, v in values.items())
+        out.append(setting + ": " + text if setting else text)
+    return "; ".join(out)
+
+
+def list_text(known):
+    lines = []
+    for key, e in known.items():
+        nums = "; ".join(_paper_numbers(s) for s in e.papers)
+        lines.append("%-44s %s\n%44s   paper: %s" % (key, e.about, "", nums))
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("experiment", nargs="*", help="e.g. geng16 table2, or mtdnet cuhk01 cross")
+    ap.add_argument("--list", action="store_true", help="every experiment with the paper's numbers")
+    ap.add_argument("--data-root", default=ex.DATA_ROOT)
+    ap.add_argument("--run-dir", help="default runs/<experiment>")
+    ap.add_argument("--scale", type=float, default=1.0, help="iteration scale (1 = the paper's)")
+    ap.add_argument("--trials", type=int, default=1, help="random splits trained and averaged")
+    ap.add_argument("--imagenet", help="ImageNet weights of the base (default: fetch bvlc_googlenet)")
+    ap.add_argument("--caffenet", help="bvlc_reference_caffenet weights (default: fetch)")
+    ap.add_argument("--augment", type=int, default=COPIES, help="augmented copies per training image")
+    ap.add_argument("--k", type=int, help="identities per Geng16 batch (default: the paper's 32)")
+    ap.add_argument("--snapshot-every", type=int, default=1000)
+    ap.add_argument("--gpu", type=int)
+    ap.add_argument("--seed", type=int)
+    args = ap.parse_args(argv)
+    known = experiments()
+    if args.list or not args.experiment:
+        print(list_text(known))
+        return 0
+    key = " ".join(args.experiment)
+    if key not in known:
+        near = [k for k in known if k.startswith(key)]
+        sys.exit("error: unknown experiment %r; %s" % (
+            key, "did you mean: " + ", ".join(near) if near else "see --list"))
+    ctx = ex.Context(args.run_dir or ex.default_run_dir(key), os.path.abspath(args.data_root),
+                     args.scale, args.gpu, args.seed, snapshot_every=args.snapshot_every, k=args.k)
+    opts = Options(args.trials, args.imagenet, args.caffenet, args.augment)
+    try:
+        report = known[key].run(ctx, opts)
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        sys.exit("error: %s" % err)
+    for path in report if isinstance(report, list) else [report]:
+        with open(os.path.join(path, "results.md")) as f:
+            print(f.read())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
