@@ -153,3 +153,17 @@ def test_stock_caffe_trains_a_generated_geng16_solver(tmp_path):
     outputs = re.findall(r"Train net output #\d+: (\S+) = ([-\d.e+]+)", proc.stderr)
     names = {name for name, _ in outputs}
     assert len(names) >= 2 and all(np.isfinite(float(v)) for _, v in outputs)
+
+
+def test_in_process_stage_logs_to_its_file_and_leaves_glog_quiet(tmp_path, capfd):
+    from tools.train import train_stage
+    solver = _write_stage(tmp_path)
+    (tmp_path / "solver.prototxt").write_text(
+        (tmp_path / "solver.prototxt").read_text().replace("max_iter: %d" % MAX_ITER, "max_iter: 20"))
+    level = caffe_env.glog_level()
+    train_stage(solver, str(tmp_path / "run"), snapshot_every=0, progress=False)
+    assert "Iteration 10" in (tmp_path / "run" / "train.log").read_text()
+    capfd.readouterr()
+    caffe.Net(str(tmp_path / "net.prototxt"), caffe.TEST)  # Caffe logs INFO lines on a new net
+    assert "Initializing net" not in capfd.readouterr().err
+    assert caffe_env.glog_level() == level
