@@ -122,7 +122,7 @@ def geng16(ctx, name, train_lmdb, weights=None, schedule="large", two_step=True,
 
 
 def mtdnet(ctx, name, variant, train_lmdb, iters, caffenet=None, weights=None, aux_lmdb=None,
-           **net_kw):
+           solver_kw=None, **net_kw):
     """One MTDnet training stage (variant: a key of netgen.mtdnet.TRAIN_NETS)
     into ctx.path(name): init from CaffeNet conv1–2 and/or a previous stage by
     name (the cross net's source stream copied from the target); returns
@@ -137,7 +137,7 @@ def mtdnet(ctx, name, variant, train_lmdb, iters, caffenet=None, weights=None, a
     write_text(net, mtdnet_net.net_text(spec, variant))
     solver = os.path.join(run, "solver.prototxt")
     write_text(solver, mtdnet_net.solver("train.prototxt", iters, scale=ctx.scale,
-                                         snapshot_prefix=variant))
+                                         snapshot_prefix=variant, **(solver_kw or {})))
     init = os.path.join(run, "init.caffemodel")
     if (caffenet or weights) and not os.path.isfile(init):
         mtdnet_init.build_init(net, init, caffenet, weights)
@@ -152,22 +152,32 @@ def _report(ctx, name, argv):
     return out
 
 
+def extract(ctx, out, weights, split_path, base, subsets, trial=0, size=None, resize=None):
+    """Features of the base's output (Geng16 SIR) of a split's subsets into
+    `out` (once). `size`: the input the model was trained at (default: the
+    base's); images are resized to `resize` (default: the training LMDB's
+    size) and centre-cropped to it, as the data layer crops."""
+    if os.path.isfile(out):
+        return out
+    if size is None:
+        resize = resize or GENG16_LMDB[base]
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    deploy = out + ".deploy.prototxt"
+    write_text(deploy, geng16_net.net_text(geng16_net.deploy(base, size=size), base + "_deploy"))
+    argv = ["--deploy", deploy, "--weights", weights, "--split", split_path, "--trial", str(trial),
+            "--blob", GENG16_BLOB[base], "--out", out, "--subsets"] + list(subsets)
+    argv += ["--height", str(resize[0]), "--width", str(resize[1])] if resize else []
+    argv += ["--gpu", str(ctx.gpu)] if ctx.gpu is not None else []
+    extract_features.main(argv)
+    return out
+
+
 def evaluate_geng16(ctx, name, models, split_path, base="googlenet", protocol="single-shot",
-                    paper=None, subsets=("query", "gallery")):
-    """Features of the base's output (Geng16 SIR) of each trial's model,
-    `models` = [(trial, weights)] → one report (mean ± std over trials) in
-    ctx.path(name)."""
-    deploy = ctx.path(name + ".deploy.prototxt")
-    write_text(deploy, geng16_net.net_text(geng16_net.deploy(base), base + "_deploy"))
-    files = []
-    for trial, weights in models:
-        feats = ctx.path("%s.t%d.features.npz" % (name, trial))
-        if not os.path.isfile(feats):
-            argv = ["--deploy", deploy, "--weights", weights, "--split", split_path, "--trial",
-                    str(trial), "--blob", GENG16_BLOB[base], "--out", feats, "--subsets"]
-            argv += list(subsets) + (["--gpu", str(ctx.gpu)] if ctx.gpu is not None else [])
-            extract_features.main(argv)
-        files.append(feats)
+                    paper=None, subsets=("query", "gallery"), size=None, resize=None):
+    """Features (see extract) of each trial's model, `models` = [(trial,
+    weights)] → one report (mean ± std over trials) in ctx.path(name)."""
+    files = [extract(ctx, ctx.path("%s.t%d.features.npz" % (name, trial)), weights, split_path,
+                     base, subsets, trial, size, resize) for trial, weights in models]
     argv = ["--features"] + files + ["--protocol", protocol, "--title", name]
     return _report(ctx, name, argv + (["--paper", paper] if paper else []))
 

@@ -115,6 +115,24 @@ def geng16_small(ctx, opts, small, paper, base="googlenet", pretrained=True, two
     return ex.evaluate_geng16(ctx, "report", models, sp, base, "single-shot", paper)
 
 
+UNSUPERVISED_ROWS = ("source", "self_training", "subspace", "ae", "adversarial", "co_training")
+UNSUPERVISED_SETS = {"viper": "viper", "prid": "prid", "cuhk01": "cuhk01_485"}
+
+
+def geng16_unsupervised(ctx, opts, small, rows, table, setting=None):
+    """ImageNet → CUHK03 + Market (supervised) → a small set without its
+    labels (Geng16 §4.2, §5.4, §5.6; tools/unsupervised/study.py)."""
+    from tools.unsupervised import study
+    large = geng16_merged(ctx, opts)
+    source = ctx.path("data", "cuhk03_market1501.json")
+    dataset, protocol = SMALL_SETS[UNSUPERVISED_SETS[small]]
+    target = ex.split(ctx, dataset, name=small, **protocol)
+    setup = study.Setup(base="googlenet", iters="small", protocol="single-shot", k=ctx.k)
+    paths, _ = study.run(ctx, large, source, target, setup, rows, table, setting,
+                         "Geng16 %s: unsupervised transfer to %s" % (table, small))
+    return os.path.dirname(paths["results.md"])
+
+
 LOSS_ROWS = {"sid": ("SID", ("sid",)), "pv": ("PV", ("pv",)), "tl": ("TL", ("tl",)),
              "sid_pv": ("SID + PV", ("sid", "pv")), "sid_tl": ("SID + TL", ("sid", "tl")),
              "pv_tl": ("PV + TL", ("pv", "tl")), "sid_pv_tl": ("SID + PV + TL", ("sid", "pv", "tl"))}
@@ -172,6 +190,14 @@ def geng16_experiments():
                 ["geng16:table8:" + row],
                 lambda c, o, b=base, p=pre, r=row: geng16_small(c, o, "viper", "geng16:table8:" + r,
                                                                 b, p))
+    for small in UNSUPERVISED_SETS:
+        add("table7 " + small, "ImageNet → CUHK03 + Market → unlabelled %s, co-training" % small,
+            ["geng16:table7:Ours:" + small],
+            lambda c, o, s=small: geng16_unsupervised(c, o, s, ("co_training",), "table7", s))
+    add("table9", "Unsupervised alternatives on unlabelled VIPeR: self-training, subspace, AE, "
+        "gradient reversal, co-training", ["geng16:table9:" + r for r in
+                                           ("Self-training", "Subspace", "AE", "Adversarial [9]", "Ours")],
+        lambda c, o: geng16_unsupervised(c, o, "viper", UNSUPERVISED_ROWS, "table9"))
     return out
 
 
@@ -260,7 +286,8 @@ def _paper_numbers(spec):
 def list_text(known):
     lines = []
     for key, e in known.items():
-        nums = "; ".join(_paper_numbers(s) for s in e.papers)
+        nums = "; ".join(("%s: " % s.split(":")[2] if len(e.papers) > 1 else "") + _paper_numbers(s)
+                         for s in e.papers)
         lines.append("%-44s %s\n%44s   paper: %s" % (key, e.about, "", nums))
     return "\n".join(lines)
 

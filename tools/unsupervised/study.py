@@ -1,0 +1,149 @@
+"""Unsupervised transfer to an unlabelled target set, every model of Geng16
+Tables 7 and 9 side by side (§5.4, §5.6):
+
+    source          the supervised source model alone, no adaptation
+    self_training   soft-label self-training (§4.2)
+    subspace        the graph-regularised subspace model on the source
+                    model's features of the test images (its codes Z rank)
+    ae              an autoencoder on the base features, pretrained on the
+                    source set and trained on the target (Eq. 4)
+    adversarial     a gradient-reversal domain classifier on the base (Ganin
+                    & Lempitsky [9])
+    co_training     the paper's model (§4.2): self-training with the
+                    subspace model's soft labels, 2–3 rounds
+
+Every row is a features file in tools/extract_features.py's format (the
+subspace and AE rows hold their codes), evaluated by tools/evaluate.py; the
+report puts the paper's Table 9 (or 7) row beside each. The target's
+identities are read only by the evaluation.
+"""
+import json
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tools import experiment as ex
+from tools.extract_features import load_features, save_features
+from tools.evaluation.report import write_report
+from tools.unsupervised import cotraining, self_training
+
+ROWS = ("source", "self_training", "subspace", "ae", "adversarial", "co_training")
+TABLE9 = {"self_training": "Self-training", "subspace": "Subspace", "ae": "AE",
+          "adversarial": "Adversarial [9]", "co_training": "Ours"}
+NAMES = {"source": "source model alone", "self_training": "self-training",
+         "subspace": "subspace model", "ae": "CNN + autoencoder",
+         "adversarial": "gradient reversal", "co_training": "co-training (ours)"}
+
+
+@dataclass
+class Setup:
+    """The networks and schedules of a study: the base (and its input and
+    LMDB sizes when not the defaults), the two-stepped fine-tuning
+    iterations of each round, the evaluation protocol, and overrides of
+    the solver and the batch's K for short runs."""
+    base: str = "googlenet"
+    iters: object = "small"
+    protocol: str = "single-shot"
+    size: tuple = None
+    lmdb_size: tuple = None
+    solver_kw: dict = None
+    k: int = None
+    rounds: dict = field(default_factory=lambda: {"self_training": self_training.ROUNDS,
+                                                  "co_training": cotraining.ROUNDS})
+
+
+def _test_features(ctx, name, weights, split_path, setup):
+    return ex.extract(ctx, ctx.path(name + ".test.features.npz"), weights, split_path, setup.base,
+                      ("query", "gallery"), size=setup.size, resize=setup.lmdb_size)
+
+
+def _recoded(path, out, codes_of):
+    """A features file with each subset's features replaced by codes_of(
+    {subset: features}, {subset: cams})."""
+    if os.path.isfile(out):
+        return out
+    subsets, meta = load_features(path)
+    codes = codes_of({s: v["features"] for s, v in subsets.items()},
+                     {s: v["cams"] for s, v in subsets.items()})
+    for s in subsets:
+        subsets[s] = dict(subsets[s], features=codes[s].astype(np.float32))
+    save_features(out, subsets, dict(meta, recoded=os.path.basename(out)))
+    return out
+
+
+def _stack(feats, cams, order=("query", "gallery")):
+    return (np.vstack([feats[s] for s in order]), np.concatenate([cams[s] for s in order]),
+            np.cumsum([0] + [len(feats[s]) for s in order]))
+
+
+def subspace_features(source_test, out, lam):
+    """The subspace model learnt (transductively, unlabelled) on the test
+    images' source-model features; codes Z replace the features."""
+    def codes_of(feats, cams):
+        y, c, bounds = _stack(feats, cams)
+        z = cotraining.subspace_codes(y, c, lam)
+        return {"query": z[bounds[0]:bounds[1]], "gallery": z[bounds[1]:bounds[2]]}
+    return _recoded(source_test, out, codes_of)
+
+
+def source_lambda(ctx, source_weights, source_split, setup):
+    """§5.2: λ cross-validated on the labelled source set (cached as JSON)."""
+    path = ctx.path("lambda.json")
+    if not os.path.isfile(path):
+        feats = ex.extract(ctx, ctx.path("source.train.features.npz"), source_weights,
+                           source_split, setup.base, ["train"], size=setup.size,
+                           resize=setup.lmdb_size)
+        train = load_features(feats)[0]["train"]
+        choice = cotraining.choose_lambda(train["features"], train["cams"], train["pids"])
+        from common.atomic import write_text
+        write_text(path, json.dumps({"lam": choice.lam, "scores": {str(k): v for k, v in
+                                                                   choice.scores.items()}}) + "\n")
+    with open(path) as f:
+        return json.load(f)["lam"]
+
+
+def run(ctx, source_weights, source_split, target_split, setup, rows=ROWS, paper_table="table9",
+        paper_setting=None, title="Unsupervised transfer"):
+    """Run the rows asked for and write ctx.path("report"); returns its paths
+    and {row: labels per round} of the label-producing rows."""
+    files, labels = {}, {}
+    source_test = _test_features(ctx, "source", source_weights, target_split, setup)
+    lam = source_lambda(ctx, source_weights, source_split, setup)
+    train_kw = dict(size=setup.size, lmdb_size=setup.lmdb_size, solver_kw=setup.solver_kw,
+                    k=setup.k)
+    for row in rows:
+        if row == "source":
+            files[row] = source_test
+        elif row == "self_training":
+            weights, labels[row] = self_training.self_train(
+                ctx, row, source_weights, target_split, setup.base, setup.iters,
+                setup.rounds[row], **train_kw)
+            files[row] = _test_features(ctx, row, weights, target_split, setup)
+        elif row == "co_training":
+            weights, labels[row] = cotraining.co_train(
+                ctx, row, source_weights, target_split, setup.base, setup.iters, lam,
+                setup.rounds[row], **train_kw)
+            files[row] = _test_features(ctx, row, weights, target_split, setup)
+        elif row == "subspace":
+            files[row] = subspace_features(source_test, ctx.path("subspace.test.features.npz"), lam)
+        else:
+            raise ValueError("unsupervised study: unknown row %r; known: %s" % (row, ", ".join(ROWS)))
+    report_rows = []
+    for row in rows:
+        spec = None
+        if paper_table == "table9" and row in TABLE9:
+            spec = "geng16:table9:" + TABLE9[row]
+        elif paper_table == "table7" and row == "co_training":
+            spec = "geng16:table7:Ours:" + paper_setting
+        report = ex._report(ctx, "eval_" + row, ["--features", files[row], "--protocol",
+                                                   setup.protocol, "--title", NAMES[row]]
+                            + (["--paper", spec] if spec else []))
+        with open(os.path.join(report, "results.json")) as f:
+            for r in json.load(f)["results"]:
+                r["name"] = "%s, %s" % (NAMES[row], r["name"])
+                report_rows.append(r)
+    changes = {row: [int((a != b).sum()) for a, b in zip(h, h[1:])] for row, h in labels.items()}
+    meta = {"lambda": lam, "label_changes_between_rounds": changes,
+            "rounds_run": {row: len(h) for row, h in labels.items()}}
+    return write_report(ctx.path("report"), report_rows, title, meta), labels
