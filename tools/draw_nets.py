@@ -4,7 +4,9 @@
     python -m tools.draw_nets [--out docs/diagrams] [FAMILY ...]    (make diagrams)
 
 Every net definition under prototxt/<family>/ (solvers are skipped) becomes
-docs/diagrams/<family>/<name>.png.
+docs/diagrams/<family>/<name>.png; a family listed in SELECTED draws only
+the nets named there (Geng16's variants differ from its main net in their
+heads only, and a GoogLeNet diagram is several megabytes).
 """
 import argparse
 import glob
@@ -20,6 +22,8 @@ import caffe.draw
 from caffe.proto import caffe_pb2
 
 PROTOTXT = os.path.join(ROOT, "prototxt")
+SELECTED = {"geng16": ("geng16_train", "geng16_step1_train", "geng16_deploy", "dgdnet_train",
+                       "dgdnet_deploy")}
 OUT = os.path.join(ROOT, "docs", "diagrams")
 
 
@@ -30,7 +34,8 @@ def net_files(families=None):
         family = os.path.basename(os.path.dirname(path))
         if families and family not in families:
             continue
-        if "solver" in os.path.basename(path):
+        name = os.path.basename(path)[:-len(".prototxt")]
+        if "solver" in name or (family in SELECTED and name not in SELECTED[family]):
             continue
         found.append((family, path))
     return found
