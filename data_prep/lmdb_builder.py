@@ -84,7 +84,8 @@ def build_lmdb(split, out_dir, height, width, trial=0, subset="train", augment=0
     (whole or not at all). With `augment` = n > 0 (train only), each image
     is followed by n randomly transformed copies (seeded by `seed`).
     `num_classes`: refuse labels ≥ it (a classifier of that many outputs
-    would make Caffe abort). Prints a summary line when `verbose`. Returns
+    would make Caffe abort). Shows a progress bar and prints a summary line
+    when `verbose`. Returns
     `out_dir`."""
     if height < 1 or width < 1:
         raise LmdbError("LMDB image size must be positive, got %dx%d" % (height, width))
@@ -113,7 +114,8 @@ def build_lmdb(split, out_dir, height, width, trial=0, subset="train", augment=0
         try:
             txn = env.begin(write=True)
             n = 0
-            for i, label in zip(tqdm(indices, desc="LMDB %s" % os.path.basename(out_dir), unit="img"),
+            for i, label in zip(tqdm(indices, desc="LMDB %s" % os.path.basename(out_dir), unit="img",
+                                     disable=not verbose),
                                 labels):
                 im = split["images"][i]
                 img = resize_bgr(load_bgr(os.path.join(split["root"], im["path"])), height, width)
