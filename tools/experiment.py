@@ -101,6 +101,39 @@ def lmdb(ctx, split_path, subset, size, trial=0, augment=0):
     return out
 
 
+def single_shot(ctx, split_path, name, trial=0, seed=0):
+    """A copy of a split whose trial keeps one query image per test person
+    and one gallery image of that person from another camera (drawn with
+    `seed`), distractors and junk dropped: the single-shot protocol of
+    VIPeR-like sets on a multi-shot set, and a gallery small enough for
+    MTDnet's CIR test (which scores every pair) on a CPU."""
+    import copy
+    import numpy as np
+    from data_prep.split_format import load_split, save_split
+    out = ctx.path("data", name + ".json")
+    if os.path.isfile(out):
+        return out
+    split = copy.deepcopy(load_split(split_path))
+    t = split["trials"][trial]
+    images = split["images"]
+    rng = np.random.RandomState(seed)
+    query, gallery = [], []
+    by_person = {}
+    for g in t["gallery"]:
+        by_person.setdefault(images[g]["pid"], []).append(g)
+    for q in t["query"]:
+        pid, cam = images[q]["pid"], images[q]["cam"]
+        others = [g for g in by_person.get(pid, []) if images[g]["cam"] != cam]
+        if pid < 1 or pid in {images[i]["pid"] for i in query} or not others:
+            continue
+        query.append(q)
+        gallery.append(others[rng.randint(len(others))])
+    t["query"], t["gallery"] = query, gallery
+    t.pop("multi_query", None)
+    save_split(split, out)
+    return out
+
+
 def num_labels(lmdb_dir):
     """Classes N of a training LMDB (labels are contiguous from 0)."""
     with open(os.path.join(lmdb_dir, "index.json")) as f:

@@ -65,9 +65,10 @@ def ranking_features(trunk, images, batch=TRUNK_BATCH):
 def pair_scores(head, maps_a, maps_b, batch=HEAD_BATCH):
     """Same-person probability of every (a, b) pair: len(a) × len(b), the
     head run on channel-concatenated maps, `batch` pairs per forward."""
+    from tqdm import tqdm
     na, nb = len(maps_a), len(maps_b)
     out = np.empty(na * nb, np.float32)
-    for s in range(0, na * nb, batch):
+    for s in tqdm(range(0, na * nb, batch), desc="CIR pairs", unit="batch", leave=False):
         idx = np.arange(s, min(s + batch, na * nb))
         pairs = np.concatenate([maps_a[idx // nb], maps_b[idx % nb]], axis=1)
         head.blobs["concat"].reshape(*pairs.shape)

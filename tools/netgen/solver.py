@@ -66,15 +66,15 @@ def solver_param(net, base_lr, max_iter, lr_policy="fixed", stepsize=None, gamma
     return p
 
 
-def geng16_solver(net, max_iter, scale=1.0, **kw):
+def geng16_solver(net, max_iter, scale=1.0, base_lr=GENG16_BASE_LR, **kw):
     """Geng16's schedule (step policy) for one fine-tuning step."""
-    return solver_param(net, GENG16_BASE_LR, max_iter, "step", GENG16_STEPSIZE, GENG16_GAMMA,
+    return solver_param(net, base_lr, max_iter, "step", GENG16_STEPSIZE, GENG16_GAMMA,
                         GENG16_MOMENTUM, GENG16_WEIGHT_DECAY, scale, **kw)
 
 
-def mtdnet_solver(net, max_iter=MTDNET_CUHK03_ITERS, scale=1.0, **kw):
+def mtdnet_solver(net, max_iter=MTDNET_CUHK03_ITERS, scale=1.0, base_lr=MTDNET_BASE_LR, **kw):
     """MTDnet's schedule (fixed policy)."""
-    return solver_param(net, MTDNET_BASE_LR, max_iter, "fixed", momentum=MTDNET_MOMENTUM,
+    return solver_param(net, base_lr, max_iter, "fixed", momentum=MTDNET_MOMENTUM,
                         weight_decay=MTDNET_WEIGHT_DECAY, scale=scale, **kw)
 
 
