@@ -86,3 +86,18 @@ def assert_committed_prototxt_current(generator):
     for name, text in files.items():
         with open(os.path.join(generator.OUT_DIR, name)) as f:
             assert f.read() == text, "%s is stale; run: %s" % (name, cli)
+
+
+def caffemodel_without(src, dst, drop):
+    """Write a copy of the .caffemodel `src` to `dst` without the layers for
+    which drop(layer) is true (a model that lacks some layers)."""
+    from caffe.proto import caffe_pb2
+    param = caffe_pb2.NetParameter()
+    with open(src, "rb") as f:
+        param.ParseFromString(f.read())
+    keep = [layer for layer in param.layer if not drop(layer)]
+    del param.layer[:]
+    param.layer.extend(keep)
+    with open(dst, "wb") as f:
+        f.write(param.SerializeToString())
+    return dst

@@ -11,10 +11,10 @@ from PIL import Image
 from common import caffe_env
 import caffe
 from caffe import layers as L, params as P
-from caffe.proto import caffe_pb2
 from data_prep.images import load_bgr, resize_bgr, to_net_input
 from data_prep.split_format import save_split
 from tools import extract_features as ef
+from tests.helpers import caffemodel_without
 
 H, W = 12, 8
 BLOB = "pool/feat"      # a name with a slash, like pool5/7x7_s1
@@ -129,15 +129,8 @@ def test_weights_that_do_not_fit_are_refused(fixture):
     with pytest.raises(SystemExit, match=r"^error: layer 'conv1' blob 0: .* shape \(6, 3, 3, 3\), the net \(4, 3, 3, 3\)$"):
         _run(tmp_path, split_path, proto, wrong)
     # Weights lacking a parametrised layer of the net (conv2 dropped from the file).
-    param = caffe_pb2.NetParameter()
-    with open(model, "rb") as f:
-        param.ParseFromString(f.read())
-    keep = [layer for layer in param.layer if layer.name != "conv2"]
-    del param.layer[:]
-    param.layer.extend(keep)
-    partial = str(tmp_path / "partial.caffemodel")
-    with open(partial, "wb") as f:
-        f.write(param.SerializeToString())
+    partial = caffemodel_without(model, str(tmp_path / "partial.caffemodel"),
+                                 lambda layer: layer.name == "conv2")
     with pytest.raises(ef.ExtractError, match="layer 'conv2' of the net has no weights"):
         ef.load_net(proto, partial)
 

@@ -9,6 +9,7 @@ import pytest
 from common import caffe_env
 from tools import two_step
 from tools.surgery import read_blobs
+from tests.helpers import caffemodel_without
 
 K, M = 4, 2
 
@@ -62,21 +63,14 @@ def test_step1_refuses_weights_without_batchnorm_statistics(lmdb, tmp_path):
     caffe_env.set_mode(None)
     path, num_ids = lmdb
     import caffe
-    from caffe.proto import caffe_pb2
     from tools.netgen import geng16
     # a model with every layer but the BatchNorm ones
     net = caffe_env.net_from_spec(geng16.geng16(base="dgdnet", data="input", k=K, m=M,
                                                 num_ids=num_ids), caffe.TRAIN)
-    partial = str(tmp_path / "partial.caffemodel")
-    net.save(partial)
-    param = caffe_pb2.NetParameter()
-    with open(partial, "rb") as f:
-        param.ParseFromString(f.read())
-    keep = [l for l in param.layer if l.type != "BatchNorm"]
-    del param.layer[:]
-    param.layer.extend(keep)
-    with open(partial, "wb") as f:
-        f.write(param.SerializeToString())
+    net.save(str(tmp_path / "full.caffemodel"))
+    partial = caffemodel_without(str(tmp_path / "full.caffemodel"),
+                                 str(tmp_path / "partial.caffemodel"),
+                                 lambda layer: layer.type == "BatchNorm")
     with pytest.raises(ValueError, match="BatchNorm statistics frozen .* layer 'conv1_bn'"):
         two_step.fine_tune(str(tmp_path / "ft"), _net_kw(path, num_ids), partial, iters=(1, 1),
                            progress=False)

@@ -23,11 +23,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from common.atomic import write_text
 from tools import experiment as ex
 from tools.extract_features import load_features, save_features
 from tools.evaluation.report import write_report
 from tools.unsupervised import cotraining, self_training
 
+# Autoencoder iterations on the source, then the target features: the paper
+# gives none; measured enough for the reconstruction to level off on
+# synthetic features at pool5's scale (tools/unsupervised/autoencoder.py).
+AE_PRETRAIN_ITERS = 5000
+AE_TARGET_ITERS = 2000
 ROWS = ("source", "self_training", "subspace", "ae", "adversarial", "co_training")
 TABLE9 = {"self_training": "Self-training", "subspace": "Subspace", "ae": "AE",
           "adversarial": "Adversarial [9]", "co_training": "Ours"}
@@ -49,6 +55,7 @@ class Setup:
     lmdb_size: tuple = None
     solver_kw: dict = None
     k: int = None
+    ae_iters: tuple = (AE_PRETRAIN_ITERS, AE_TARGET_ITERS)
     rounds: dict = field(default_factory=lambda: {"self_training": self_training.ROUNDS,
                                                   "co_training": cotraining.ROUNDS})
 
@@ -87,18 +94,76 @@ def subspace_features(source_test, out, lam):
     return _recoded(source_test, out, codes_of)
 
 
+def _source_train(ctx, source_weights, source_split, setup):
+    """Features, cams and pids of the labelled source set's training images."""
+    feats = ex.extract(ctx, ctx.path("source.train.features.npz"), source_weights, source_split,
+                       setup.base, ["train"], size=setup.size, resize=setup.lmdb_size)
+    return load_features(feats)[0]["train"]
+
+
+def autoencoder_features(ctx, source_weights, source_split, target_split, source_test, setup):
+    """§5.6 CNN + AE: the AE (hidden = half the feature size, 512 for
+    GoogLeNet's 1,024) pretrained on the source set's features, trained on
+    the target's, its codes replacing the test features."""
+    out = ctx.path("ae.test.features.npz")
+    if os.path.isfile(out):
+        return out
+    from tools.unsupervised.autoencoder import encode, train_autoencoder
+    source = _source_train(ctx, source_weights, source_split, setup)["features"]
+    target = self_training.target_features(ctx, "ae/target", source_weights, target_split,
+                                           setup.base, setup.size, setup.lmdb_size)[0]
+    hidden = source.shape[1] // 2
+    pre = train_autoencoder(source, ctx.path("ae", "source"), setup.ae_iters[0], hidden=hidden)
+    tuned = train_autoencoder(target, ctx.path("ae", "target"), setup.ae_iters[1], weights=pre,
+                              hidden=hidden)
+    return _recoded(source_test, out, lambda feats, cams: {
+        s: encode(f, tuned, hidden=hidden) for s, f in feats.items()})
+
+
+def adversarial_weights(ctx, source_weights, source_split, target_split, setup):
+    """§5.6 gradient reversal [9]: the base trained on the labelled source
+    set (SID) with a domain classifier behind a reversal layer, source and
+    target images in every batch, from the source model by name."""
+    from tools import surgery
+    from tools.netgen import geng16 as geng16_net
+    from tools.netgen import unsupervised as nets
+    from tools.train import train_stage
+    run = ctx.path("adversarial")
+    lmdb_size = setup.lmdb_size or ex.GENG16_LMDB[setup.base]
+    source = ex.lmdb(ctx, source_split, "train", lmdb_size)
+    _, _, index = self_training.target_features(ctx, "adversarial/target", source_weights,
+                                                target_split, setup.base, setup.size,
+                                                setup.lmdb_size)
+    # every target image its own label: the data layer then samples images,
+    # not identities (m = 1), and no identity structure reaches training
+    own = self_training.soft_label_split(target_split, index, np.arange(len(index)),
+                                         ctx.path("adversarial", "target.json"))
+    target = ex.lmdb(ctx, own, "train", lmdb_size)
+    kw = dict(k=setup.k) if setup.k else {}
+    spec = nets.domain_adversarial(setup.base, ex.num_labels(source), setup.size,
+                                   os.path.abspath(source), os.path.abspath(target), **kw)
+    os.makedirs(run, exist_ok=True)
+    net = os.path.join(run, "train.prototxt")
+    write_text(net, geng16_net.net_text(spec, "domain_adversarial"))
+    iters = geng16_net.SCHEDULES[setup.iters] if isinstance(setup.iters, str) else setup.iters
+    solver = os.path.join(run, "solver.prototxt")
+    write_text(solver, geng16_net.solver_text("train.prototxt", iters[1], scale=ctx.scale,
+                                              snapshot_prefix="domain_adversarial",
+                                              **(setup.solver_kw or {})))
+    init = os.path.join(run, "init.caffemodel")
+    if not os.path.isfile(init):
+        surgery.build_init(net, source_weights, init)
+    return train_stage(solver, run, init, ctx.snapshot_every, ctx.gpu, ctx.seed, ctx.progress)
+
+
 def source_lambda(ctx, source_weights, source_split, setup):
     """§5.2: λ cross-validated on the labelled source set (cached as JSON)."""
     path = ctx.path("lambda.json")
     if not os.path.isfile(path):
-        feats = ex.extract(ctx, ctx.path("source.train.features.npz"), source_weights,
-                           source_split, setup.base, ["train"], size=setup.size,
-                           resize=setup.lmdb_size)
-        train = load_features(feats)[0]["train"]
+        train = _source_train(ctx, source_weights, source_split, setup)
         choice = cotraining.choose_lambda(train["features"], train["cams"], train["pids"])
-        from common.atomic import write_text
-        write_text(path, json.dumps({"lam": choice.lam, "scores": {str(k): v for k, v in
-                                                                   choice.scores.items()}}) + "\n")
+        scores = {str(k): v for k, v in choice.scores.items()}
+        write_text(path, json.dumps({"lam": choice.lam, "scores": scores}) + "\n")
     with open(path) as f:
         return json.load(f)["lam"]
 
@@ -127,6 +192,12 @@ def run(ctx, source_weights, source_split, target_split, setup, rows=ROWS, paper
             files[row] = _test_features(ctx, row, weights, target_split, setup)
         elif row == "subspace":
             files[row] = subspace_features(source_test, ctx.path("subspace.test.features.npz"), lam)
+        elif row == "ae":
+            files[row] = autoencoder_features(ctx, source_weights, source_split, target_split,
+                                              source_test, setup)
+        elif row == "adversarial":
+            weights = adversarial_weights(ctx, source_weights, source_split, target_split, setup)
+            files[row] = _test_features(ctx, row, weights, target_split, setup)
         else:
             raise ValueError("unsupervised study: unknown row %r; known: %s" % (row, ", ".join(ROWS)))
     report_rows = []
