@@ -183,3 +183,16 @@ def test_select_lambda_checks_its_inputs():
         select_lambda(feats[:-1], cams, ids)
     with pytest.raises(ValueError, match="no candidate"):
         select_lambda(feats, cams, ids, candidates=())
+
+
+def test_dependent_samples_start_from_singular_vectors():
+    # many copies of few distinct rows: random samples as atoms would repeat
+    rng = np.random.RandomState(5)
+    base = rng.randn(6, 10)
+    Y = np.repeat(base, 8, axis=0) + 1e-9 * rng.randn(48, 10)
+    D = gd.initial_atoms(Y, 5, seed=0)
+    np.testing.assert_allclose(D.dot(D.T), np.eye(5), atol=1e-8)
+    with pytest.raises(ValueError, match="span 6 dimensions, fewer than num_atoms=8"):
+        gd.initial_atoms(np.repeat(base, 8, axis=0), 8)
+    result = gd.learn(Y[:24], Y[24:], num_atoms=5, lam=0.1, k=2, iters=3)
+    assert np.all(np.diff(result.history) <= 1e-9 * abs(result.history[0]))

@@ -63,6 +63,7 @@ ITERS = 5         # alternations; §4.2 needs cross-view nearest neighbours in Z
 TOL = 1e-4        # stop when one alternation lowers the objective by less than this fraction
 CG_RTOL = 1e-8    # relative residual of each Z-step system
 CG_MAXITER = 2000
+SINGULAR = 1e-10  # eigenvalue ratio below which DDᵀ counts as singular
 DUAL_GTOL = 1e-10  # L-BFGS-B's bound on |1 − ||d_k||²| (float64 usually stops it first)
 
 
@@ -104,7 +105,7 @@ def z_step(Y, D, L, lam, Z0=None, rtol=CG_RTOL, maxiter=CG_MAXITER):
     Laplacian L; returns (Z, CG iterations). Z0 warm-starts the solve."""
     gram = D.dot(D.T)
     s, V = np.linalg.eigh(gram)
-    if s[0] <= 1e-10 * s[-1]:
+    if s[0] <= SINGULAR * s[-1]:
         raise ValueError("z_step: the atoms are linearly dependent (DDᵀ singular); "
                          "use fewer atoms than feature dimensions and samples")
     B = Y.dot(D.T).dot(V)
@@ -197,11 +198,29 @@ class Dictionary:
         return self.Z[self.num_a:]
 
 
+def initial_atoms(Y, num_atoms, seed=0):
+    """`num_atoms` random rows of Y (seeded), scaled to unit norm. Rows that
+    are (nearly) linearly dependent — the same person's near-identical
+    features, units a ReLU keeps at zero — would make the Z step singular;
+    then the top right singular vectors of Y are the start instead, and a Y
+    of lower rank than `num_atoms` is refused."""
+    D = Y[np.random.RandomState(seed).choice(len(Y), num_atoms, replace=False)]
+    D = D / np.maximum(np.linalg.norm(D, axis=1, keepdims=True), 1e-300)
+    s = np.linalg.eigvalsh(D.dot(D.T))
+    if s[0] > SINGULAR * s[-1]:
+        return D
+    _, sv, vt = np.linalg.svd(Y, full_matrices=False)
+    if sv[num_atoms - 1] <= SINGULAR * sv[0]:
+        raise ValueError("learn: the features span %d dimensions, fewer than num_atoms=%d"
+                         % (int((sv > SINGULAR * sv[0]).sum()), num_atoms))
+    return vt[:num_atoms]
+
+
 def learn(feat_a, feat_b, num_atoms=NUM_ATOMS, lam=LAM, k=K_NEIGHBOURS, iters=ITERS, seed=0,
           tol=TOL, progress=False):
     """Geng16 §4.2: learn D and Z for the target set's camera-A and camera-B
     features (rows); returns a Dictionary. D starts from `num_atoms` random
-    samples of Y (seeded), each scaled to unit norm."""
+    samples of Y (seeded), each scaled to unit norm (initial_atoms)."""
     Y = np.vstack([np.asarray(feat_a, np.float64), np.asarray(feat_b, np.float64)])
     if not 1 <= num_atoms <= min(Y.shape):
         raise ValueError("learn: num_atoms must be in [1, %d] (samples and dimensions), got %r"
@@ -210,9 +229,7 @@ def learn(feat_a, feat_b, num_atoms=NUM_ATOMS, lam=LAM, k=K_NEIGHBOURS, iters=IT
         raise ValueError("learn: needs lam >= 0 and iters >= 1, got %r and %r" % (lam, iters))
     W = cross_view_knn_graph(feat_a, feat_b, k)
     L = laplacian(W)
-    rng = np.random.RandomState(seed)
-    D = Y[rng.choice(len(Y), num_atoms, replace=False)]
-    D = D / np.linalg.norm(D, axis=1, keepdims=True)
+    D = initial_atoms(Y, num_atoms, seed)
     out = Dictionary(D, None, W, len(feat_a))
     Z, dual = None, None
     steps = tqdm(range(iters), desc="dictionary", unit="iter", disable=not progress)
