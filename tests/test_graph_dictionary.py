@@ -81,10 +81,20 @@ def test_z_step_equals_dense_kronecker_solve():
     np.testing.assert_allclose(warm, ref, rtol=0, atol=1e-7 * np.abs(ref).max())
 
 
-def test_z_step_rejects_dependent_atoms():
+def test_z_step_with_dependent_atoms_still_minimises():
+    # a repeated atom: DDᵀ singular, the minimiser is not unique but its
+    # objective is; the minimum-norm dense solution is the reference
     Y, _, _, D, W = _problem()
-    with pytest.raises(ValueError, match="linearly dependent"):
-        gd.z_step(Y, np.vstack([D, D[:1]]), gd.laplacian(W), 0.1)
+    D2 = np.vstack([D, D[:1]])
+    L = gd.laplacian(W)
+    lam, (n, k) = 0.7, (len(Y), len(D2))
+    system = np.kron(D2.dot(D2.T), np.eye(n)) + np.kron(np.eye(k), 2 * lam * L.toarray())
+    ref = np.linalg.lstsq(system, Y.dot(D2.T).ravel(order="F"), rcond=None)[0]
+    ref = ref.reshape((n, k), order="F")
+    Z, _ = gd.z_step(Y, D2, L, lam)
+    assert np.isfinite(Z).all()
+    assert gd.objective(Y, D2, Z, W, lam) == pytest.approx(gd.objective(Y, D2, ref, W, lam),
+                                                           rel=1e-8)
 
 
 def test_d_step_equals_constrained_reference_and_meets_kkt():
