@@ -22,4 +22,7 @@ def test_every_committed_net_is_listed_and_solvers_are_not():
     files = draw_nets.net_files()
     assert files, "no generated prototxt found"
     assert all("solver" not in os.path.basename(p) for _, p in files)
-    assert {"mtdnet"} <= {family for family, _ in files}
+    assert {"mtdnet", "geng16"} <= {family for family, _ in files}
+    for family, names in draw_nets.SELECTED.items():  # big families: only the chosen nets
+        drawn = {os.path.basename(p)[:-len(".prototxt")] for f, p in files if f == family}
+        assert drawn == set(names), family

@@ -22,8 +22,8 @@ import caffe.draw
 from caffe.proto import caffe_pb2
 
 PROTOTXT = os.path.join(ROOT, "prototxt")
-SELECTED = {"geng16": ("geng16_train", "geng16_step1_train", "geng16_deploy", "dgdnet_train",
-                       "dgdnet_deploy")}
+SELECTED = {"geng16": ("geng16_train", "geng16_deploy", "dgdnet_train"),
+            "unsupervised": ("autoencoder_train",)}
 OUT = os.path.join(ROOT, "docs", "diagrams")
 
 
