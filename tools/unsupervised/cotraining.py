@@ -21,10 +21,11 @@ from tools.unsupervised.soft_labels import cross_view_soft_labels
 ROUNDS = 3   # §4.2: "normally converges after 2-3 iterations"
 
 
-def num_atoms(dim):
+def num_atoms(dim, samples):
     """Dictionary size: a quarter of the feature dimension (256 for
-    GoogLeNet's 1,024; graph_dictionary.NUM_ATOMS explains why)."""
-    return min(gd.NUM_ATOMS, max(1, dim // 4))
+    GoogLeNet's 1,024; graph_dictionary.NUM_ATOMS explains why), and no
+    more than half the samples on a small set."""
+    return max(1, min(gd.NUM_ATOMS, dim // 4, samples // 2))
 
 
 def subspace_codes(feat, cams, lam, k=gd.K_NEIGHBOURS, seed=0):
@@ -32,7 +33,8 @@ def subspace_codes(feat, cams, lam, k=gd.K_NEIGHBOURS, seed=0):
     camera A the lowest camera id, every other camera B."""
     feat = np.asarray(feat, np.float64)
     is_a = camera_views(cams)
-    result = gd.learn(feat[is_a], feat[~is_a], num_atoms(feat.shape[1]), lam, k, seed=seed)
+    samples, dim = feat.shape
+    result = gd.learn(feat[is_a], feat[~is_a], num_atoms(dim, samples), lam, k, seed=seed)
     codes = np.empty((len(feat), result.Z.shape[1]))
     codes[is_a], codes[~is_a] = result.code_a, result.code_b
     return codes
@@ -50,9 +52,10 @@ def subspace_labels(feat, cams, lam, k=gd.K_NEIGHBOURS, seed=0):
 
 def choose_lambda(source_features, source_cams, source_ids, seed=0):
     """§5.2: λ by cross-validation on half of the labelled source set."""
-    dim = np.asarray(source_features).shape[1]
+    samples, dim = np.asarray(source_features).shape
+    # the validation half learns the dictionary: about half the samples
     return select_lambda(source_features, source_cams, source_ids, seed=seed,
-                         num_atoms=num_atoms(dim))
+                         num_atoms=num_atoms(dim, samples // 2))
 
 
 def co_train(ctx, name, weights, split_path, base, iters, lam, rounds=ROUNDS, size=None,
