@@ -60,3 +60,9 @@ def test_soft_labels_have_one_class_per_camera_a_image(run):
         soft_cams = np.array([split["images"][i]["cam"] for i in order])
         np.testing.assert_array_equal(got[soft_cams == cams.min()], np.arange(num_a))
         assert got.max() < num_a
+        np.testing.assert_array_equal(got, labels[row][0])
+        # the LMDB trained on holds this row's labels (not another row's round)
+        lmdbs = [d for d in os.listdir(ctx.path("data")) if d.startswith(row + "_round1.labels")]
+        assert len(lmdbs) == 1
+        with open(os.path.join(ctx.path("data"), lmdbs[0], "index.json")) as f:
+            assert json.load(f)["label"] == got.tolist()

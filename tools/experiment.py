@@ -92,7 +92,11 @@ def lmdb(ctx, split_path, subset, size, trial=0, augment=0):
     """LMDB of one subset of one trial of a split, images resized to size."""
     from data_prep.lmdb_builder import build_lmdb
     from data_prep.split_format import load_split
-    name = os.path.splitext(os.path.basename(split_path))[0]
+    # named after the split's place in the run (self-training and
+    # co-training both have a round1.labels.json), or its file name
+    rel = os.path.relpath(os.path.abspath(split_path), os.path.abspath(ctx.run_dir))
+    rel = os.path.basename(split_path) if rel.startswith("..") else rel
+    name = os.path.splitext(rel)[0].replace(os.sep, "_")
     out = ctx.path("data", "%s_t%d_%s_%dx%d%s.lmdb" % (name, trial, subset, size[0], size[1],
                                                        "_aug%d" % augment if augment else ""))
     if not os.path.isfile(os.path.join(out, "index.json")):
