@@ -73,3 +73,7 @@ def test_experiment_runs_end_to_end_and_resumes(tmp_path, capsys):
     assert reproduce.main(argv) == 0  # everything is done: nothing reruns
     assert os.stat(final).st_mtime_ns == stamp
     assert "82.70" in capsys.readouterr().out
+    other = ["geng16", "table8", "market", "dgdnet", "sid", "scratch"] + argv[6:]
+    with pytest.raises(SystemExit, match="holds experiment 'geng16 table8 market dgdnet sid_pv "
+                                         "scratch', not 'geng16 table8 market dgdnet sid scratch'"):
+        reproduce.main(other)

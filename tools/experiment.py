@@ -220,17 +220,20 @@ def evaluate_geng16(ctx, name, models, split_path, base="googlenet", protocol="s
 
 
 # What ranks the gallery in an MTDnet test: the CIR scores of the
-# classification head, or the distances of a 512-D ranking feature.
-MTDNET_TESTS = {"cir": ("scores", []), "trp": ("trp_distances", ["--trp"]),
+# classification head, or the distances of a 512-D ranking feature. One
+# tools/mtdnet_cir run of a multi-task model gives both CIR and -trp.
+MTDNET_TESTS = {"cir": ("scores", ["--trp"]), "trp": ("trp_distances", ["--trp"]),
                 "rnk": ("rnk_distances", ["--rnk"])}
 
 
 def evaluate_mtdnet(ctx, name, weights, query_lmdb, gallery_lmdb, test="cir", paper=None,
                     size=None, passes=mtdnet_cir.PASSES):
     """MTDnet test (`test`: a key of MTDNET_TESTS) → single-shot report in
-    ctx.path(name)."""
+    ctx.path(name). The scores are kept beside the weights, per query set
+    and test kind, so CIR and -trp of one model share one scoring run."""
     key, flags = MTDNET_TESTS[test]
-    scores = ctx.path(name + ".scores.npz")
+    scores = os.path.join(os.path.dirname(weights), "%s%s.p%d.scores.npz" % (
+        os.path.basename(os.path.normpath(query_lmdb)), "".join(flags), passes))
     if not os.path.isfile(scores):
         argv = ["--weights", weights, "--query", query_lmdb, "--gallery", gallery_lmdb,
                 "--passes", str(passes), "--out", scores] + flags

@@ -25,6 +25,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 
+from common.atomic import write_text
 from common.config import WEIGHTS_ROOT
 from data_prep.augment import COPIES
 from tools import experiment as ex
@@ -292,6 +293,23 @@ def list_text(known):
     return "\n".join(lines)
 
 
+def claim_run_dir(run_dir, key):
+    """Mark run_dir as this experiment's, or refuse one that holds another
+    experiment: stage names repeat across experiments (each has its own
+    `report`, `market1501_t0`, …), so a shared folder would reuse the
+    wrong stages."""
+    path = os.path.join(run_dir, "experiment.txt")
+    if os.path.isfile(path):
+        with open(path) as f:
+            owner = f.read().strip()
+        if owner != key:
+            raise ValueError("%s holds experiment %r, not %r: give another --run-dir"
+                             % (run_dir, owner, key))
+        return
+    os.makedirs(run_dir, exist_ok=True)
+    write_text(path, key + "\n")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -322,6 +340,7 @@ def main(argv=None):
                      args.scale, args.gpu, args.seed, snapshot_every=args.snapshot_every, k=args.k)
     opts = Options(args.trials, args.imagenet, args.caffenet, args.augment)
     try:
+        claim_run_dir(ctx.run_dir, key)
         report = known[key].run(ctx, opts)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         sys.exit("error: %s" % err)
