@@ -15,8 +15,8 @@ import numpy as np
 
 from tools.unsupervised import graph_dictionary as gd
 from tools.unsupervised.lambda_cv import select_lambda
-from tools.unsupervised.self_training import camera_views, fine_tune_on, target_features
-from tools.unsupervised.soft_labels import cross_view_soft_labels
+from tools.unsupervised.self_training import (camera_views, fine_tune_on, soft_labels,
+                                              target_features)
 
 ROUNDS = 3   # §4.2: "normally converges after 2-3 iterations"
 
@@ -41,13 +41,9 @@ def subspace_codes(feat, cams, lam, k=gd.K_NEIGHBOURS, seed=0):
 
 
 def subspace_labels(feat, cams, lam, k=gd.K_NEIGHBOURS, seed=0):
-    """Soft labels from cross-view nearest neighbours in Z (§4.2)."""
-    codes = subspace_codes(feat, cams, lam, k, seed)
-    is_a = camera_views(cams)
-    labels = np.empty(len(feat), np.int64)
-    pair = cross_view_soft_labels(codes[is_a], codes[~is_a])
-    labels[is_a], labels[~is_a] = pair.a, pair.b
-    return labels
+    """Soft labels from cross-view nearest neighbours in Z (§4.2): the
+    self-training rule applied to the codes instead of the features."""
+    return soft_labels(subspace_codes(feat, cams, lam, k, seed), cams)
 
 
 def choose_lambda(source_features, source_cams, source_ids, seed=0):
