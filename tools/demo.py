@@ -99,10 +99,14 @@ def source_model(ctx, source):
                      base=BASE, k=K, size=INPUT)
 
 
+def _context(run_dir, progress):
+    return ex.Context(run_dir, data_root=os.path.join(run_dir, "synthetic"), seed=SEED,
+                      progress=progress)
+
+
 def run(run_dir, progress=True):
     start = time.time()
-    ctx = ex.Context(run_dir, data_root=os.path.join(run_dir, "synthetic"), seed=SEED,
-                     progress=progress)
+    ctx = _context(run_dir, progress)
     source, target = data(ctx)
     pretrained = source_model(ctx, source)
     tuned = ex.geng16(ctx, "geng16_target", ex.lmdb(ctx, target, "train", LMDB_SIZE), pretrained,
@@ -132,15 +136,12 @@ def run(run_dir, progress=True):
             "iterations": {"pretrain": PRETRAIN_ITERS, "finetune": FINETUNE_ITERS,
                            "mtdnet": MTDNET_ITERS}}
     paths = write_report(ctx.path("report"), rows, "Demo: synthetic Market-layout target", meta)
-    with open(paths["results.md"]) as f:
-        print(f.read())
     rank1 = next(r["cmc"][0] for r in rows if r["name"] == "Geng16 DGDNet two-stepped, single query")
-    print("Chance rank-1 (random ranking, Market rule): %.2f%%. Geng16 rank-1: %.2f%% = %.1f x chance."
-          % (100 * chance, 100 * rank1, rank1 / chance))
-    print("MTDnet is scored single-shot (its papers' protocol). The paper row is Geng16's "
-          "real-data result for the same network and losses, for orientation only.")
-    print("Report: %s (CMC plot: %s); %.1f min." % (paths["results.md"], paths["cmc.png"],
-                                                    (time.time() - start) / 60))
+    _show(paths, start, [
+        "Chance rank-1 (random ranking, Market rule): %.2f%%. Geng16 rank-1: %.2f%% = %.1f x chance."
+        % (100 * chance, 100 * rank1, rank1 / chance),
+        "MTDnet is scored single-shot (its papers' protocol). The paper row is Geng16's "
+        "real-data result for the same network and losses, for orientation only."])
     return paths
 
 
@@ -149,20 +150,26 @@ def unsupervised(run_dir, progress=True):
     Table 9 model from the demo's source model (tools/unsupervised/study.py)."""
     from tools.unsupervised import study
     start = time.time()
-    ctx = ex.Context(run_dir, data_root=os.path.join(run_dir, "synthetic"), seed=SEED,
-                     progress=progress)
+    ctx = _context(run_dir, progress)
     source, target = data(ctx)
     weights = source_model(ctx, source)
     uctx = ex.Context(os.path.join(run_dir, "unsupervised"), seed=SEED, progress=progress)
     setup = study.Setup(base=BASE, iters=FINETUNE_ITERS, protocol="market", size=INPUT,
                         lmdb_size=LMDB_SIZE, solver_kw=dict(base_lr=FINETUNE_LR), k=K)
-    paths, labels = study.run(uctx, weights, source, target, setup,
-                              title="Demo: unsupervised transfer to the synthetic target")
+    paths, _ = study.run(uctx, weights, source, target, setup,
+                         title="Demo: unsupervised transfer to the synthetic target")
+    _show(paths, start)
+    return paths
+
+
+def _show(paths, start, notes=()):
+    """Print a report's table, any notes, and where it is."""
     with open(paths["results.md"]) as f:
         print(f.read())
+    for line in notes:
+        print(line)
     print("Report: %s (CMC plot: %s); %.1f min." % (paths["results.md"], paths["cmc.png"],
                                                     (time.time() - start) / 60))
-    return paths
 
 
 def main(argv=None):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from common.atomic import write_text
 from common.config import DATA_ROOT, RUNS_ROOT
 from tools import evaluate, extract_features, mtdnet_cir, mtdnet_init
-from tools.two_step import fine_tune
+from tools.two_step import INIT, NET, SOLVER, fine_tune
 from tools.netgen import geng16 as geng16_net
 from tools.netgen import mtdnet as mtdnet_net
 from tools.train import train_stage
@@ -154,8 +154,8 @@ def geng16(ctx, name, train_lmdb, weights=None, schedule="large", two_step=True,
         kw["k"] = ctx.k
     iters = geng16_net.SCHEDULES[schedule] if isinstance(schedule, str) else schedule
     return fine_tune(ctx.path(name), kw, weights, iters, two_step, ctx.scale,
-                              name.replace("/", "_"), ctx.snapshot_every, ctx.gpu, ctx.seed,
-                              ctx.progress, solver_kw)
+                     name.replace("/", "_"), ctx.snapshot_every, ctx.gpu, ctx.seed, ctx.progress,
+                     solver_kw)
 
 
 def mtdnet(ctx, name, variant, train_lmdb, iters, caffenet=None, weights=None, aux_lmdb=None,
@@ -164,22 +164,33 @@ def mtdnet(ctx, name, variant, train_lmdb, iters, caffenet=None, weights=None, a
     into ctx.path(name): init from CaffeNet conv1–2 and/or a previous stage by
     name (the cross net's source stream copied from the target); returns
     its weights."""
-    run = ctx.path(name)
-    os.makedirs(run, exist_ok=True)
     kw = dict(net_kw, source=os.path.abspath(train_lmdb))
     if aux_lmdb:
         kw["aux_source"] = os.path.abspath(aux_lmdb)
     spec = mtdnet_net.TRAIN_NETS[variant](**kw)
-    net = os.path.join(run, "train.prototxt")
-    write_text(net, mtdnet_net.net_text(spec, variant))
-    solver = os.path.join(run, "solver.prototxt")
-    write_text(solver, mtdnet_net.solver("train.prototxt", iters, scale=ctx.scale,
-                                         snapshot_prefix=variant, **(solver_kw or {})))
-    init = os.path.join(run, "init.caffemodel")
-    if (caffenet or weights) and not os.path.isfile(init):
-        mtdnet_init.build_init(net, init, caffenet, weights)
-    return train_stage(solver, run, init if os.path.isfile(init) else None, ctx.snapshot_every,
-                       ctx.gpu, ctx.seed, ctx.progress)
+    solver = mtdnet_net.solver(NET, iters, scale=ctx.scale, snapshot_prefix=variant,
+                               **(solver_kw or {}))
+    init = None
+    if caffenet or weights:
+        def init(net, out):
+            mtdnet_init.build_init(net, out, caffenet, weights)
+    return train(ctx, name, mtdnet_net.net_text(spec, variant), solver, init)
+
+
+def train(ctx, name, net_text, solver_text, init=None):
+    """A training stage in ctx.path(name) from generated text: the net and
+    its solver (which names the net as NET) written there, the initial
+    weights built once by init(net path, out path) when given, then
+    tools/train.py (resumed or skipped when done); returns its weights."""
+    run = ctx.path(name)
+    os.makedirs(run, exist_ok=True)
+    net, solver = os.path.join(run, NET), os.path.join(run, SOLVER)
+    write_text(net, net_text)
+    write_text(solver, solver_text)
+    weights = os.path.join(run, INIT) if init else None
+    if init and not os.path.isfile(weights):
+        init(net, weights)
+    return train_stage(solver, run, weights, ctx.snapshot_every, ctx.gpu, ctx.seed, ctx.progress)
 
 
 def _report(ctx, name, argv):

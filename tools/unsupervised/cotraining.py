@@ -61,7 +61,7 @@ def co_train(ctx, name, weights, split_path, base, iters, lam, rounds=ROUNDS, si
     history = []
     for r in range(rounds):
         step = "%s/round%d" % (name, r + 1)
-        feat, cams, index = target_features(ctx, step, weights, split_path, base, size, lmdb_size)
+        feat, cams, index = target_features(ctx, weights, split_path, base, size, lmdb_size)
         labels = subspace_labels(feat, cams, lam)
         if history and np.array_equal(labels, history[-1]):
             break

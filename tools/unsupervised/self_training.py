@@ -24,12 +24,15 @@ from tools.unsupervised.soft_labels import cross_view_soft_labels
 ROUNDS = 2    # the paper iterates without a count; drift grows with rounds (§4.2)
 
 
-def target_features(ctx, name, weights, split_path, base, size=None, resize=None):
+def target_features(ctx, weights, split_path, base, size=None, resize=None):
     """(features, cams, image indices) of the target's training images under
-    `weights` (the base's output, as for matching). The pids are dropped."""
-    path = ctx.path(name + ".train.features.npz")
-    if not os.path.isfile(path):
-        ex.extract(ctx, path, weights, split_path, base, ["train"], size=size, resize=resize)
+    `weights` (the base's output, as for matching). The pids are dropped.
+    Kept beside the weights, so every model that starts from the same
+    weights (self-training's and co-training's first rounds, the AE) shares
+    one extraction."""
+    split_name = os.path.splitext(os.path.basename(split_path))[0]
+    path = "%s.%s.train.features.npz" % (os.path.splitext(weights)[0], split_name)
+    ex.extract(ctx, path, weights, split_path, base, ["train"], size=size, resize=resize)
     subsets, _ = load_features(path)
     train = subsets["train"]
     return train["features"], train["cams"], train["index"]
@@ -83,7 +86,7 @@ def self_train(ctx, name, weights, split_path, base, iters, rounds=ROUNDS, size=
     history = []
     for r in range(rounds):
         step = "%s/round%d" % (name, r + 1)
-        feat, cams, index = target_features(ctx, step, weights, split_path, base, size, lmdb_size)
+        feat, cams, index = target_features(ctx, weights, split_path, base, size, lmdb_size)
         labels = soft_labels(feat, cams)
         history.append(labels)
         weights = fine_tune_on(ctx, step, weights, split_path, index, labels, base, iters, size,

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from common.atomic import write_text
+from data_prep.split_format import load_split
 from tools import experiment as ex
 from tools.extract_features import load_features, save_features
 from tools.evaluation.report import write_report
@@ -110,8 +111,8 @@ def autoencoder_features(ctx, source_weights, source_split, target_split, source
         return out
     from tools.unsupervised.autoencoder import encode, train_autoencoder
     source = _source_train(ctx, source_weights, source_split, setup)["features"]
-    target = self_training.target_features(ctx, "ae/target", source_weights, target_split,
-                                           setup.base, setup.size, setup.lmdb_size)[0]
+    target = self_training.target_features(ctx, source_weights, target_split, setup.base,
+                                           setup.size, setup.lmdb_size)[0]
     hidden = source.shape[1] // 2
     pre = train_autoencoder(source, ctx.path("ae", "source"), setup.ae_iters[0], hidden=hidden)
     tuned = train_autoencoder(target, ctx.path("ae", "target"), setup.ae_iters[1], weights=pre,
@@ -127,13 +128,9 @@ def adversarial_weights(ctx, source_weights, source_split, target_split, setup):
     from tools import surgery
     from tools.netgen import geng16 as geng16_net
     from tools.netgen import unsupervised as nets
-    from tools.train import train_stage
-    run = ctx.path("adversarial")
     lmdb_size = setup.lmdb_size or ex.GENG16_LMDB[setup.base]
     source = ex.lmdb(ctx, source_split, "train", lmdb_size)
-    _, _, index = self_training.target_features(ctx, "adversarial/target", source_weights,
-                                                target_split, setup.base, setup.size,
-                                                setup.lmdb_size)
+    index = load_split(target_split)["trials"][0]["train"]
     # every target image its own label: the data layer then samples images,
     # not identities (m = 1), and no identity structure reaches training
     own = self_training.soft_label_split(target_split, index, np.arange(len(index)),
@@ -142,18 +139,11 @@ def adversarial_weights(ctx, source_weights, source_split, target_split, setup):
     kw = dict(k=setup.k) if setup.k else {}
     spec = nets.domain_adversarial(setup.base, ex.num_labels(source), setup.size,
                                    os.path.abspath(source), os.path.abspath(target), **kw)
-    os.makedirs(run, exist_ok=True)
-    net = os.path.join(run, "train.prototxt")
-    write_text(net, geng16_net.net_text(spec, "domain_adversarial"))
     iters = geng16_net.SCHEDULES[setup.iters] if isinstance(setup.iters, str) else setup.iters
-    solver = os.path.join(run, "solver.prototxt")
-    write_text(solver, geng16_net.solver_text("train.prototxt", iters[1], scale=ctx.scale,
-                                              snapshot_prefix="domain_adversarial",
-                                              **(setup.solver_kw or {})))
-    init = os.path.join(run, "init.caffemodel")
-    if not os.path.isfile(init):
-        surgery.build_init(net, source_weights, init)
-    return train_stage(solver, run, init, ctx.snapshot_every, ctx.gpu, ctx.seed, ctx.progress)
+    solver = geng16_net.solver_text(ex.NET, iters[1], scale=ctx.scale,
+                                    snapshot_prefix="domain_adversarial", **(setup.solver_kw or {}))
+    return ex.train(ctx, "adversarial", geng16_net.net_text(spec, "domain_adversarial"), solver,
+                    lambda net, out: surgery.build_init(net, source_weights, out))
 
 
 def source_lambda(ctx, source_weights, source_split, setup):
