@@ -15,14 +15,12 @@ layers keep their Gaussian fillers); a whole trained model loads by name
 to a copy of the target stream.
 """
 import argparse
-import os
 
 import numpy as np
 
 from common import caffe_env
-from common.atomic import atomic_path
 import caffe
-from tools.surgery import copy_planned, load_weights, plan, read_blobs
+from tools.surgery import copy_planned, load_weights, open_net, plan, read_blobs, save_net
 
 CAFFENET_LAYERS = ("conv1", "conv2")  # the layers the paper initialises from ImageNet
 SOURCE_PREFIX = "cros_"               # the authors' names for the source stream
@@ -68,16 +66,13 @@ def build_init(net_path, out, caffenet=None, weights=None, phase=caffe.TRAIN):
     """Instantiate `net_path`, load `weights` (a trained model, by name) and/or
     CaffeNet conv1–conv2, copy the cross net's target stream into its source
     stream, and save the result to `out` (atomically)."""
-    if not os.path.exists(net_path):
-        raise FileNotFoundError("net prototxt not found: %s" % net_path)
-    net = caffe.Net(net_path, phase)
+    net = open_net(net_path, phase)
     if weights:
         load_weights(net, weights)  # shapes checked by name before anything is copied
     if caffenet:
         init_from_caffenet(net, caffenet)
     copy_target_to_source(net)
-    with atomic_path(out) as tmp:
-        net.save(tmp)
+    save_net(net, out)
     return out
 
 

@@ -99,15 +99,25 @@ def report_text(report):
     return "\n".join(lines)
 
 
+def open_net(net_path, phase=caffe.TRAIN):
+    """A net from a prototxt, with a clear error when the file is missing."""
+    if not os.path.exists(net_path):
+        raise FileNotFoundError("net prototxt not found: %s" % net_path)
+    return caffe.Net(net_path, phase)
+
+
+def save_net(net, out):
+    """Save the net's weights to `out`, whole or not at all."""
+    with atomic_path(out) as tmp:
+        net.save(tmp)
+
+
 def build_init(net_path, weights, out, phase=caffe.TRAIN):
     """Instantiate `net_path`, load `weights` by name, save to `out`
     (atomically); returns the report."""
-    if not os.path.exists(net_path):
-        raise FileNotFoundError("net prototxt not found: %s" % net_path)
-    net = caffe.Net(net_path, phase)
+    net = open_net(net_path, phase)
     report = load_weights(net, weights)
-    with atomic_path(out) as tmp:
-        net.save(tmp)
+    save_net(net, out)
     return report
 
 
