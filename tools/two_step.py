@@ -50,15 +50,16 @@ def _init(step_dir, weights, frozen_stats, param):
     out = os.path.join(step_dir, INIT)
     if os.path.isfile(out):
         return out
-    report = surgery.build_init(os.path.join(step_dir, NET), weights, out)
+    net = surgery.open_net(os.path.join(step_dir, NET))
+    report = surgery.load_weights(net, weights)
     if frozen_stats:
         bn = {l.name for l in param.layer if l.type == "BatchNorm"}
         empty = sorted(bn & set(report["initialised"]))
         if empty:
-            os.remove(out)
             raise ValueError("step 1 keeps BatchNorm statistics frozen but %s has none for "
                              "layer '%s' (%d such): pretrain first, or fine-tune one-stepped"
                              % (weights, empty[0], len(empty)))
+    surgery.save_net(net, out)
     return out
 
 
