@@ -83,36 +83,41 @@ def geng16_large(ctx, opts, dataset, paper, protocol, base="googlenet", pretrain
     split_kw = {"version": variant.pop("version")} if "version" in variant else {}
     sp = ex.split(ctx, dataset, name=dataset + "_" + split_kw.get("version", "std"), **split_kw)
     weights = _imagenet(opts, base) if pretrained else None
-    models = []
-    for trial in range(opts.trials):
-        train = ex.lmdb(ctx, sp, "train", ex.GENG16_LMDB[base], trial, opts.augment)
-        models.append((trial, ex.geng16(ctx, "%s_t%d" % (dataset, trial), train, weights, "large",
-                                        two_step and pretrained, base=base, **variant)))
+    models = _per_trial(ctx, opts, sp, dataset, weights, "large", two_step and pretrained, base,
+                        variant)
     subsets = ["query", "gallery"] + (["multi_query"] if protocol == "market" else [])
     return ex.evaluate_geng16(ctx, "report", models, sp, base, protocol, paper, subsets)
 
 
+def _per_trial(ctx, opts, split_path, name, weights, schedule, two_step, base, variant):
+    """One Geng16 stage per trial of the split (its own training half);
+    returns [(trial, weights)]."""
+    models = []
+    for trial in range(opts.trials):
+        train = ex.lmdb(ctx, split_path, "train", ex.GENG16_LMDB[base], trial, opts.augment)
+        models.append((trial, ex.geng16(ctx, "%s_t%d" % (name, trial), train, weights, schedule,
+                                        two_step, base=base, **variant)))
+    return models
+
+
 def geng16_merged(ctx, opts, base="googlenet", pretrained=True, **variant):
-    """ImageNet → CUHK03 + Market merged (Geng16 §5.3, the first of two stages)."""
+    """ImageNet → CUHK03 + Market merged (Geng16 §5.3, the first of two
+    stages); returns (merged split, weights)."""
     cuhk03 = ex.split(ctx, "cuhk03", name="cuhk03_labeled")
     market = ex.split(ctx, "market1501", name="market1501_std")
     sp = ex.merged(ctx, "cuhk03_market1501", [cuhk03, market])
     train = ex.lmdb(ctx, sp, "train", ex.GENG16_LMDB[base], 0, opts.augment)
     weights = _imagenet(opts, base) if pretrained else None
-    return ex.geng16(ctx, "large", train, weights, "large", pretrained, base=base, **variant)
+    return sp, ex.geng16(ctx, "large", train, weights, "large", pretrained, base=base, **variant)
 
 
 def geng16_small(ctx, opts, small, paper, base="googlenet", pretrained=True, two_step=True,
                  **variant):
     """ImageNet → CUHK03 + Market → a small set (Geng16 §5.3, two stages)."""
-    large = geng16_merged(ctx, opts, base, pretrained, **variant)
+    _, large = geng16_merged(ctx, opts, base, pretrained, **variant)
     dataset, protocol = SMALL_SETS[small]
     sp = ex.split(ctx, dataset, name=small, **protocol)
-    models = []
-    for trial in range(opts.trials):
-        train = ex.lmdb(ctx, sp, "train", ex.GENG16_LMDB[base], trial, opts.augment)
-        models.append((trial, ex.geng16(ctx, "%s_t%d" % (small, trial), train, large, "small",
-                                        two_step, base=base, **variant)))
+    models = _per_trial(ctx, opts, sp, small, large, "small", two_step, base, variant)
     return ex.evaluate_geng16(ctx, "report", models, sp, base, "single-shot", paper)
 
 
@@ -124,8 +129,7 @@ def geng16_unsupervised(ctx, opts, small, rows, table, setting=None):
     """ImageNet → CUHK03 + Market (supervised) → a small set without its
     labels (Geng16 §4.2, §5.4, §5.6; tools/unsupervised/study.py)."""
     from tools.unsupervised import study
-    large = geng16_merged(ctx, opts)
-    source = ctx.path("data", "cuhk03_market1501.json")
+    source, large = geng16_merged(ctx, opts)
     dataset, protocol = SMALL_SETS[UNSUPERVISED_SETS[small]]
     target = ex.split(ctx, dataset, name=small, **protocol)
     setup = study.Setup(base="googlenet", iters="small", protocol="single-shot", k=ctx.k)
