@@ -48,6 +48,7 @@ class Context:
     progress: bool = True
     snapshot_every: int = 1000
     k: int = None           # identities per Geng16 batch (None: the paper's 32)
+    recompute: bool = False  # remake outputs whose record differs instead of refusing
 
     def path(self, *parts):
         return os.path.join(self.run_dir, *parts)

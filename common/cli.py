@@ -1,0 +1,92 @@
+"""The one convention of every `python -m …` entry point (issue 12 §5):
+
+- an error ends the command with one line on stderr, `error: <what>`, whose
+  text names the file or field (library code raises messages that do);
+- exit status 2 for bad input (a missing or malformed file, an option out
+  of range, an output that is not ours to replace), 1 for a failure of the
+  run itself (Caffe aborting, a full disk, an unexpected exception), 130 on
+  Ctrl-C;
+- no traceback unless `--debug` is given.
+
+Library code raises; only `run` (called from each module's `__main__`
+block) turns an exception into an exit status:
+
+    def main(argv=None):
+        args = cli.ArgumentParser(description=...).parse_args(argv)
+        ...
+    if __name__ == "__main__":
+        sys.exit(cli.run(main))
+"""
+import argparse
+import sys
+import traceback
+
+BAD_INPUT = 2
+FAILURE = 1
+INTERRUPTED = 130
+
+
+class InputError(ValueError):
+    """Bad input that no more specific error class describes."""
+
+
+class Failure(RuntimeError):
+    """A run that could not complete although its input was acceptable."""
+
+
+# Exceptions that mean the user's input is wrong (exit 2); anything else that
+# escapes an entry point is a failure of the run (exit 1).
+_INPUT_ERRORS = (ValueError, LookupError, FileNotFoundError, FileExistsError, NotADirectoryError,
+                 IsADirectoryError, PermissionError)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the convention's last line (`error: …`, exit 2) and a
+    `--debug` flag that `run` reads."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.add_argument("--debug", action="store_true",
+                          help="show the Python traceback of an error")
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        sys.stderr.write("error: %s\n" % message)
+        sys.exit(BAD_INPUT)
+
+
+def message(err):
+    """The one-line text of an exception (a KeyError's repr quotes drop)."""
+    if isinstance(err, KeyError) and err.args:
+        text = str(err.args[0])
+    else:
+        text = str(err) or type(err).__name__
+    if isinstance(err, OSError) and err.filename and err.filename not in text:
+        text = "%s (%s)" % (err.strerror or text, err.filename)
+    return " ".join(text.split())
+
+
+def exit_status(err):
+    """2 for bad input, 1 for a failure of the run."""
+    return BAD_INPUT if isinstance(err, _INPUT_ERRORS) else FAILURE
+
+
+def run(main, argv=None):
+    """Call main(argv) under the convention; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv
+    try:
+        status = main(argv)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        if debug:
+            traceback.print_exc()
+        sys.stderr.write("error: interrupted\n")
+        return INTERRUPTED
+    except Exception as err:  # the entry point's last resort: one line, no traceback
+        if debug:
+            traceback.print_exc()
+        sys.stderr.write("error: %s\n" % message(err))
+        return exit_status(err)
+    return status or 0
