@@ -6,6 +6,11 @@ the real sizes: 3,368 queries, 19,732 gallery images, 1,024-D, with junk
 (−1), distractors (0000) and same-camera images. Wall time and peak memory
 (tracemalloc) beyond the shared distance matrix; the numbers (CMC, every
 AP, mAP) must be identical. Target: 10× faster.
+
+This reference is a speed baseline, not the tests' oracle: it shares the
+closed-form AP with the code under test. tests/market_oracle.py holds the
+literal per-rank port of compute_AP.m that tests/test_metrics.py checks
+against (too slow for these sizes).
 """
 import time
 import tracemalloc

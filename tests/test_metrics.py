@@ -5,7 +5,8 @@ draws; multi-query pooling; trial averaging; blocked distances."""
 import numpy as np
 import pytest
 
-from bench.bench_market_eval import market_like, reference_evaluate
+from bench.bench_market_eval import market_like
+from tests import market_oracle
 from tools.evaluation.cmc import single_shot_cmc
 from tools.evaluation.distance import euclidean
 from tools.evaluation.market import average_precision, evaluate_market
@@ -89,7 +90,15 @@ def test_similarity_scores_rank_high_first():
     assert res["first"][0] == 1
 
 
-def test_market_matches_per_query_reference_with_ties_and_blocks():
+def test_oracle_gives_the_hand_computed_values():
+    # The per-rank port of compute_AP.m on the hand-worked query above.
+    for rule, want in (("trapezoid", TRAPEZOID), ("step", STEP)):
+        cmc, mAP, aps = market_oracle.evaluate([DIST], [1], [1], G_PIDS, G_CAMS, rule)
+        assert mAP == pytest.approx(want, abs=1e-15)
+        np.testing.assert_array_equal(cmc, [0, 0, 1, 1, 1, 1, 1])
+
+
+def test_market_matches_official_per_rank_loop_with_ties_and_blocks():
     rng = np.random.default_rng(3)
     nq, ng = 37, 200
     g_pids = rng.integers(-1, 12, ng)
@@ -98,20 +107,22 @@ def test_market_matches_per_query_reference_with_ties_and_blocks():
     q_cams = rng.integers(1, 4, nq)
     dist = rng.integers(0, 15, (nq, ng)).astype(np.float32)   # many exact ties
     for rule in ("trapezoid", "step"):
-        cmc, mAP, aps = reference_evaluate(dist, q_pids, q_cams, g_pids, g_cams, rule)
+        cmc, mAP, aps = market_oracle.evaluate(dist, q_pids, q_cams, g_pids, g_cams, rule)
         for block in (1, 5, 64):
             res = evaluate_market(dist, q_pids, q_cams, g_pids, g_cams, ap=rule, block=block)
             np.testing.assert_array_equal(res["cmc"], cmc)
-            np.testing.assert_array_equal(res["ap"], aps)
-            assert res["mAP"] == mAP
+            # The loop sums recall steps, the package a closed form: equal up to rounding.
+            np.testing.assert_allclose(res["ap"], aps, rtol=0, atol=1e-12)
+            assert res["mAP"] == pytest.approx(mAP, abs=1e-12)
 
 
 def test_market_sized_generator_is_realistic():
     q, g, q_pids, q_cams, g_pids, g_cams = market_like(num_query=40, num_gallery=8000, dim=16)
     assert (g_pids == -1).any() and (g_pids == 0).any()
-    res = evaluate_market(euclidean(q, g), q_pids, q_cams, g_pids, g_cams)
-    cmc, mAP, _ = reference_evaluate(euclidean(q, g), q_pids, q_cams, g_pids, g_cams)
-    assert res["mAP"] == mAP and np.array_equal(res["cmc"], cmc)
+    dist = euclidean(q, g)
+    res = evaluate_market(dist, q_pids, q_cams, g_pids, g_cams)
+    cmc, mAP, _ = market_oracle.evaluate(dist, q_pids, q_cams, g_pids, g_cams)
+    assert res["mAP"] == pytest.approx(mAP, abs=1e-12) and np.array_equal(res["cmc"], cmc)
 
 
 def test_market_rejects_bad_input():
