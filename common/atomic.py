@@ -6,9 +6,11 @@ not make (issue 12 §1, §4).
   Temporaries that a killed run left behind (their process is gone) are
   removed by the next write of the same output.
 - A folder written whole (an LMDB, an image tree) carries the marker file
-  `.reid-made.json`, holding the record of what made it. An existing folder
-  is replaced only when it carries the marker: anything else is the user's
-  and is refused (`NotOurs`), naming the folder.
+  `.reid-made.json`, holding the record of what made it and the names of
+  what it held when made. An existing folder is replaced only when it
+  carries the marker and holds nothing else (an empty folder loses nothing
+  and may be replaced too): anything else is the user's and is refused
+  (`NotOurs`), naming the folder, or the file a user added to one of ours.
 - `reuse` compares an output's record with the one a run would write: equal
   means the output may be reused, different is refused (`Stale`) unless the
   caller asked to recompute. A result is never reused in silence.
@@ -81,19 +83,33 @@ def read_marker(folder):
     return marker if isinstance(marker, dict) and marker.get("tool") == _TOOL else None
 
 
+def _contents(folder):
+    """Relative paths ("/"-separated) of everything under `folder` but the
+    marker, sorted; symbolic links are listed, not followed."""
+    out = []
+    for d, dirs, files in os.walk(folder):
+        rel = os.path.relpath(d, folder)
+        for name in dirs + files:
+            out.append(name if rel == "." else "%s/%s" % (rel.replace(os.sep, "/"), name))
+    return sorted(p for p in out if p != MARKER)
+
+
 def write_marker(folder, kind, record=None):
     """Mark `folder` as made by the package (`kind`: what it is; `record`:
-    the JSON-able facts that made it)."""
+    the JSON-able facts that made it). The marker lists what the folder
+    holds now, so that a file added later is known not to be ours."""
     write_text(os.path.join(folder, MARKER),
-               json.dumps({"tool": _TOOL, "kind": kind, "record": record or {}}, indent=1,
-                          sort_keys=True) + "\n")
+               json.dumps({"tool": _TOOL, "kind": kind, "record": record or {},
+                           "contents": _contents(folder)}, indent=1, sort_keys=True) + "\n")
 
 
-def check_replaceable(path, kind=None):
-    """Raise NotOurs unless `path` is absent or a folder of ours (of `kind`
-    when given)."""
-    if not os.path.lexists(path):
-        return
+def _is_empty_dir(path):
+    return os.path.isdir(path) and not os.path.islink(path) and not os.listdir(path)
+
+
+def _our_marker(path, kind=None):
+    """The marker of the existing folder `path`; NotOurs unless it is ours
+    (and of `kind` when given)."""
     marker = read_marker(path) if os.path.isdir(path) and not os.path.islink(path) else None
     if marker is None:
         what = "folder" if os.path.isdir(path) else "file"
@@ -102,6 +118,22 @@ def check_replaceable(path, kind=None):
     if kind is not None and marker.get("kind") != kind:
         raise NotOurs("refusing to replace %s: it holds a %s, not a %s"
                       % (path, marker.get("kind"), kind))
+    return marker
+
+
+def check_replaceable(path, kind=None):
+    """Raise NotOurs unless `path` is absent, an empty folder, or a folder of
+    ours (of `kind` when given) holding only what it was made with."""
+    if not os.path.lexists(path) or _is_empty_dir(path):
+        return
+    made = _our_marker(path, kind).get("contents")
+    if isinstance(made, list):  # markers written before contents were listed: trusted as whole
+        extra = sorted(set(_contents(path)) - set(made))
+        if extra:
+            raise NotOurs("refusing to replace %s: it holds %s, which this package did not make; "
+                          "move %s away or choose another output"
+                          % (path, os.path.join(path, extra[0]),
+                             "it" if len(extra) == 1 else "those %d entries" % len(extra)))
 
 
 def first_difference(made, wanted, where=""):
@@ -121,11 +153,11 @@ def reuse(path, record, recompute=False, kind=None, flag="--recompute"):
     is `record`: True when it was made from an equal record; False when it
     is absent, or when `recompute` asks for it to be made again. An output
     made from another record raises Stale, naming the first field that
-    differs; a path that is not ours raises NotOurs."""
-    if not os.path.lexists(path):
+    differs; a path that is not ours raises NotOurs (files added to a
+    folder of ours do not prevent its reuse, only its replacement)."""
+    if not os.path.lexists(path) or _is_empty_dir(path):
         return False
-    check_replaceable(path, kind)
-    made = read_marker(path)["record"]
+    made = _our_marker(path, kind).get("record")
     diff = first_difference(made, json.loads(json.dumps(record)))
     if diff is None:
         return True
@@ -141,16 +173,16 @@ def atomic_path(path, is_dir=False, kind=None, record=None):
     """Yield a temporary path beside `path`; on success move it onto `path`.
 
     A folder (`is_dir`) gets the marker with `kind` and `record` and may
-    replace only a folder of ours (NotOurs otherwise, checked before the
-    work starts and again before the rename). On an exception the temporary
-    is removed and `path` is left as it was.
+    replace only a folder of ours, of the same `kind` when given (NotOurs
+    otherwise, checked before the work starts and again before the rename).
+    On an exception the temporary is removed and `path` is left as it was.
     """
     path = os.path.abspath(path)
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
     clean_stale_temps(path)
     if is_dir:
-        check_replaceable(path)
+        check_replaceable(path, kind)
     elif os.path.isdir(path):
         raise IsADirectoryError("%s is a folder; a file was expected there" % path)
     prefix = _prefix(path) + "%d-" % os.getpid()
@@ -166,7 +198,7 @@ def atomic_path(path, is_dir=False, kind=None, record=None):
         yield tmp
         if is_dir:
             write_marker(tmp, kind or "output", record)
-            check_replaceable(path)
+            check_replaceable(path, kind)
             if os.path.lexists(path):
                 old = tempfile.mkdtemp(prefix=prefix, dir=parent)
                 os.replace(path, os.path.join(old, "old"))
