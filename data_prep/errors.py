@@ -25,13 +25,19 @@ def find_root(root, required, dataset, nested=()):
     """
     if not os.path.isdir(root):
         raise DatasetError("%s root not found or not a folder: %s" % (dataset, root))
-    for cand in [root] + [os.path.join(root, n) for n in nested]:
-        if all(os.path.exists(os.path.join(cand, r)) for r in required):
+    cands = [root] + [os.path.join(root, n) for n in nested]
+    present = [[r for r in required if os.path.exists(os.path.join(c, r))] for c in cands]
+    for cand, have in zip(cands, present):
+        if len(have) == len(required):
             return os.path.abspath(cand)
-    missing = [r for r in required if not os.path.exists(os.path.join(root, r))]
-    found = sorted(os.listdir(root))[:8]
+    # the folder that holds the most of the dataset (e.g. single_shot/ with
+    # cam_a alone) is where the rest is missing
+    best = max(range(len(cands)), key=lambda k: (len(present[k]), -k))
+    cand = cands[best]
+    missing = [r for r in required if r not in present[best]]
+    found = sorted(os.listdir(cand))[:8] if os.path.isdir(cand) else []
     raise DatasetError("%s root %s: missing %s (found: %s)"
-                       % (dataset, root, ", ".join(repr(m) for m in missing),
+                       % (dataset, cand, ", ".join(repr(m) for m in missing),
                           ", ".join(found) or "nothing"))
 
 

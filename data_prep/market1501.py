@@ -4,7 +4,9 @@ junk id -1 and distractors 0000, kept: the official evaluation needs them),
 ``query`` (750 ids) and ``gt_bbox`` (hand-drawn boxes, the multi-query pools).
 
 File names ``PPPP_cCsS_FFFFFF_BB.jpg``; person and camera by the official
-regex ``([-\\d]+)_c(\\d)``. One trial: the fixed split the dataset ships.
+regex ``([-\\d]+)_c(\\d)``, then checked: the person is -1 (junk) or a
+number, the camera one of Market's 6. One trial: the fixed split the dataset
+ships.
 
 Multi-query (REFERENCE.md §5): for each query, the pool is the query itself
 plus every ``gt_bbox`` image of the same person and camera (name prefix
@@ -12,10 +14,11 @@ plus every ``gt_bbox`` image of the same person and camera (name prefix
 features.
 """
 import os
+import re
 
 from tqdm import tqdm
 
-from data_prep.errors import check_files, check_unique, find_root, list_named
+from data_prep.errors import DatasetError, check_files, check_unique, find_root, list_named
 from data_prep.merge import make_split, make_trial
 
 TOP_FOLDER = "Market-1501-v15.09.15"   # the archive's own top folder
@@ -23,12 +26,21 @@ TRAIN, TEST, QUERY, GT = "bounding_box_train", "bounding_box_test", "query", "gt
 # Official regex ([-\d]+)_c(\d), anchored to the whole name for validation.
 NAME = r"([-\d]+)_c(\d)(.*)\.jpg"
 EXTS = {".jpg", ".jpeg"}
+PID = re.compile(r"-1|\d+")   # what the regex's [-\d]+ may hold in a real name
+CAMERAS = 6
 
 
 def _read_folder(root, folder, dataset):
     images = []
     names = list_named(os.path.join(root, folder), NAME, EXTS, dataset)
     for name, m in tqdm(names, desc="%s: %s" % (dataset, folder), unit="img", leave=False):
+        path = os.path.join(root, folder, name)
+        if not PID.fullmatch(m.group(1)):
+            raise DatasetError("%s: file name %s: person id %r is neither -1 (junk) nor a number"
+                               % (dataset, path, m.group(1)))
+        if not 1 <= int(m.group(2)) <= CAMERAS:
+            raise DatasetError("%s: file name %s: camera c%s is not one of Market's c1-c%d"
+                               % (dataset, path, m.group(2), CAMERAS))
         images.append({"path": "%s/%s" % (folder, name), "pid": int(m.group(1)),
                        "cam": int(m.group(2)), "set": folder})
     # The same image twice under different case (.jpg / .JPG) would be counted twice.

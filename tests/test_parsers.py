@@ -115,6 +115,26 @@ def test_market_bad_input(trees, tmp_path):
         market1501.parse(os.path.join(str(tmp_path), "nowhere"))
 
 
+def test_market_person_ids_and_cameras_are_checked(trees, tmp_path):
+    """The official regex ([-\\d]+)_c(\\d) lets through a person '0-0-2' (int()
+    then failed without naming the file) and cameras c0, c7-c9 (accepted,
+    though Market has 6)."""
+    top = copy_tree(trees["market"], tmp_path)
+    bad = fx.write_image(os.path.join(top, "bounding_box_train", "0-0-2_c1s1_000101_01.jpg"))
+    with pytest.raises(DatasetError, match="file name .*bounding_box_train/0-0-2_c1s1_000101_01.jpg: "
+                                           "person id '0-0-2' is neither -1"):
+        market1501.parse(top)
+    os.remove(bad)
+    for cam in (0, 7):
+        bad = fx.write_image(os.path.join(top, "query", fx.market_name(3, cam, 999)))
+        with pytest.raises(DatasetError, match="file name .*query/0003_c%ds1_000999_01.jpg: camera c%d "
+                                               "is not one of Market's c1-c6" % (cam, cam)):
+            market1501.parse(top)
+        os.remove(bad)
+    ok = market1501.parse(top)  # -1, 0000 and c6 are fine
+    assert ok["images"] == market1501.parse(trees["market"])["images"]
+
+
 # --- VIPeR --------------------------------------------------------------------
 
 def test_viper_halves_cameras_and_seeds(trees):
@@ -176,8 +196,20 @@ def test_prid_bad_input(trees, tmp_path):
     with pytest.raises(DatasetError, match="duplicate person number in cam_a 5"):
         prid2011.parse(top)
     shutil.rmtree(os.path.join(top, "single_shot", "cam_a"))
-    with pytest.raises(DatasetError, match="missing 'cam_a'"):
+    with pytest.raises(DatasetError, match=r"single_shot: missing 'cam_a' \(found: cam_b\)"):
         prid2011.parse(top)
+
+
+def test_prid_names_the_missing_camera(trees, tmp_path):
+    """With only cam_a extracted, the error names cam_b (it used to say that
+    both were missing, from the root the user gave)."""
+    top = copy_tree(trees["prid"], tmp_path)
+    shutil.rmtree(os.path.join(top, "single_shot", "cam_b"))
+    for root in (top, os.path.join(top, "single_shot")):
+        with pytest.raises(DatasetError) as err:
+            prid2011.parse(root)
+        assert str(err.value) == "prid2011 root %s: missing 'cam_b' (found: cam_a)" % os.path.join(
+            top, "single_shot")
 
 
 # --- CUHK01 ---------------------------------------------------------------------
