@@ -25,8 +25,10 @@ distractors ``0000_*`` — people of no test identity, badly framed — and junk
 camera it appears in) and ``gt_bbox/`` (per query identity and camera, the
 query's own file and 1–3 more frames); names ``PPPP_cCsS_FFFFFF_BB.jpg``, 6
 cameras, 128×64 images like Market's. ``synthetic.json`` in the root records
-the generator's parameters; a tree generated with the same parameters is
-reused as is.
+the generator's parameters, and so does the tree's common.atomic marker: a
+tree generated with the same parameters is reused as is, one with other
+parameters replaced; a folder the package did not make (or one of its trees
+that a user added files to) is refused, never emptied.
 """
 import json
 import os
@@ -37,7 +39,7 @@ from PIL import Image
 from scipy import ndimage
 from tqdm import tqdm
 
-from common.atomic import atomic_path
+from common.atomic import atomic_path, reuse
 
 NUM_IDS = 200              # identities, half for training, half for test (a CPU demo; Market has 1,501)
 CAMERAS = 6                # as Market-1501 (REFERENCE.md §4)
@@ -51,6 +53,7 @@ JUNK_FRACTION = 0.05
 JPEG_QUALITY = 90
 PARAMS_FILE = "synthetic.json"
 VERSION = 1
+KIND = "synthetic-market1501"   # the common.atomic marker's kind
 FOLDERS = ("bounding_box_train", "bounding_box_test", "query", "gt_bbox")
 CHUNK = 128                # images drawn at once
 
@@ -293,20 +296,15 @@ def _params(num_ids, seed):
 
 def generate(root, num_ids=NUM_IDS, seed=0, quiet=False):
     """Write the tree under `root` (created; an earlier synthetic tree there
-    is replaced, one with the same parameters reused) and return its
-    absolute path. Deterministic from `seed`."""
+    is replaced, one with the same parameters reused; any other folder is
+    refused, common.atomic.NotOurs) and return its absolute path.
+    Deterministic from `seed`."""
     if not 4 <= num_ids <= 9998:
         raise ValueError("synthetic: num_ids must be in [4, 9998] (4-digit Market ids), got %d" % num_ids)
     root = os.path.abspath(root)
     params = _params(num_ids, seed)
-    marker = os.path.join(root, PARAMS_FILE)
-    if os.path.isdir(root) and os.listdir(root):
-        if not os.path.isfile(marker):
-            raise ValueError("synthetic: %s exists and is not a synthetic tree (no %s); "
-                             "choose an empty or new folder" % (root, PARAMS_FILE))
-        with open(marker) as f:
-            if json.load(f).get("params") == params:
-                return root
+    if reuse(root, params, recompute=True, kind=KIND):  # other parameters: made again
+        return root
     rng = np.random.RandomState(seed)
     records, num_distractors = plan(num_ids, rng)
     people = identities(rng, num_ids + num_distractors)
@@ -316,7 +314,7 @@ def generate(root, num_ids=NUM_IDS, seed=0, quiet=False):
     names = _names(records, rng)
     rows = np.array([r["row"] for r in records])
     cam_idx = np.array([r["cam"] - 1 for r in records])
-    with atomic_path(root, is_dir=True) as tmp:
+    with atomic_path(root, is_dir=True, kind=KIND, record=params) as tmp:
         for folder in FOLDERS:
             os.makedirs(os.path.join(tmp, folder))
         bar = tqdm(total=len(records), desc="synthetic: drawing", unit="img", disable=quiet)

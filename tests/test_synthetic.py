@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from common.atomic import MARKER, NotOurs
 from data_prep import market1501, synthetic
 
 # Market's file naming in full: PPPP_cCsS_FFFFFF_BB.jpg (REFERENCE.md §4)
@@ -28,7 +29,7 @@ def names(root, folder):
 
 
 def test_layout_and_naming(tree):
-    assert sorted(os.listdir(tree)) == sorted(synthetic.FOLDERS + (synthetic.PARAMS_FILE,))
+    assert sorted(os.listdir(tree)) == sorted(synthetic.FOLDERS + (synthetic.PARAMS_FILE, MARKER))
     for folder in synthetic.FOLDERS:
         for name in names(tree, folder):
             assert NAME.fullmatch(name), name
@@ -79,11 +80,29 @@ def test_reuse_and_refusals(tree, tmp_path):
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
-    with pytest.raises(ValueError, match="is not a synthetic tree"):
+    with pytest.raises(NotOurs, match="refusing to replace %s: an existing folder" % foreign):
         synthetic.generate(str(foreign), num_ids=40)
-    assert (foreign / "notes.txt").read_text() == "keep me"
+    assert os.listdir(foreign) == ["notes.txt"] and (foreign / "notes.txt").read_text() == "keep me"
     with pytest.raises(ValueError, match="num_ids must be in"):
         synthetic.generate(str(tmp_path / "x"), num_ids=2)
+
+
+def test_regenerating_keeps_a_users_files(tmp_path):
+    """A tree of ours is replaced when generated with other parameters, but
+    not once a user has put a file of their own in it (that file used to
+    be deleted with the tree)."""
+    root = synthetic.generate(str(tmp_path / "tree"), num_ids=4, seed=0, quiet=True)
+    again = synthetic.generate(root, num_ids=4, seed=1, quiet=True)   # ours: replaced
+    with open(os.path.join(again, synthetic.PARAMS_FILE)) as f:
+        assert json.load(f)["params"]["seed"] == 1
+    mine = os.path.join(root, "query", "my_notes.txt")
+    with open(mine, "w") as f:
+        f.write("keep me")
+    before = sorted(os.listdir(os.path.join(root, "query")))
+    with pytest.raises(NotOurs, match="it holds %s, which this package did not make" % mine):
+        synthetic.generate(root, num_ids=4, seed=2, quiet=True)
+    assert open(mine).read() == "keep me" and sorted(os.listdir(os.path.join(root, "query"))) == before
+    assert synthetic.generate(root, num_ids=4, seed=1, quiet=True) == root   # same: still reused
 
 
 def band_colours(path):
