@@ -10,12 +10,18 @@ read instead of scanning the database.
 
 The database is written into a temporary sibling and renamed into place only
 when complete (common.atomic): an unreadable image, a full disk or Ctrl-C
-leaves no half-written LMDB behind.
+leaves no half-written LMDB behind. Its marker records what made it
+(`lmdb_record`: the split file's SHA-1, trial, subset, size, augment, seed,
+format), so a run reuses only an LMDB made from the same inputs, and it
+replaces only a folder of its own kind. Opening one checks LMDB's own
+statistics against the index and the file size, so that a truncated
+data.mdb is refused by name instead of killing the process with SIGBUS.
 
 Optional offline augmentation (Geng16 §5.2): `augment` random 2D transforms
 about the centre per training image (data_prep/augment.py), stored right
 after their source image.
 """
+import hashlib
 import json
 import os
 import threading
@@ -32,6 +38,7 @@ from data_prep.disk import disk_size, human
 from data_prep.images import load_bgr, resize_bgr
 
 FORMAT = "reid-lmdb/1"
+KIND = "reid-lmdb"       # the common.atomic marker's kind
 SUBSETS = ("train", "val", "query", "gallery", "all")
 INDEX = "index.json"
 INDEX_LISTS = ("label", "pid", "cam", "source")
@@ -66,6 +73,24 @@ def subset_entries(split, trial, subset):
         return idx, [train_label.get(i, -1) for i in idx]
     idx = list(t.get(subset, []))
     return idx, [-1] * len(idx)
+
+
+def split_sha1(split, split_path=None):
+    """SHA-1 of the split file's bytes, or, for a split held only in memory,
+    of its canonical JSON (what split_format.save_split would write)."""
+    if split_path is not None:
+        h = hashlib.sha1()
+        with open(split_path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()
+    return hashlib.sha1((json.dumps(split, indent=1, sort_keys=True) + "\n").encode()).hexdigest()
+
+
+def lmdb_record(sha1, trial, subset, height, width, augment, seed):
+    """What an LMDB is made from, as its marker records it (common.atomic)."""
+    return {"format": FORMAT, "split_sha1": sha1, "trial": trial, "subset": subset,
+            "size": [height, width], "augment": augment, "seed": seed}
 
 
 def make_datum(chw, label):
@@ -109,7 +134,8 @@ def build_lmdb(split, out_dir, height, width, trial=0, subset="train", augment=0
              "dataset": split.get("dataset", ""), "split": split_path, "trial": trial,
              "subset": subset, "augment": augment, "label": [], "pid": [], "cam": [], "source": []}
     out_dir = os.path.abspath(out_dir)
-    with atomic_path(out_dir, is_dir=True) as tmp:
+    record = lmdb_record(split_sha1(split, split_path), trial, subset, height, width, augment, seed)
+    with atomic_path(out_dir, is_dir=True, kind=KIND, record=record) as tmp:
         env = lmdb.open(tmp, map_size=map_size, subdir=True, meminit=False)
         try:
             txn = env.begin(write=True)
@@ -170,15 +196,38 @@ _ENVS = {}                 # real path -> [lmdb.Environment, open readers]
 _ENVS_LOCK = threading.Lock()
 
 
-def _open_env(path):
+def check_env(env, lmdb_dir, count):
+    """Raise LmdbError unless the opened environment holds `count` entries
+    and data.mdb holds every page LMDB says it uses: a read past the end of
+    a truncated file is a SIGBUS, which no Python code can catch."""
+    stat, info = env.stat(), env.info()  # both read the meta pages only
+    data = os.path.join(lmdb_dir, "data.mdb")
+    need, have = (info["last_pgno"] + 1) * stat["psize"], os.path.getsize(data)
+    if have < need:
+        raise LmdbError("%s: %d bytes, but the database's pages need %d: the file is truncated; "
+                        "rebuild the LMDB" % (data, have, need))
+    if stat["entries"] != count:
+        raise LmdbError("%s: the database holds %d entries, %s says count=%d"
+                        % (lmdb_dir, stat["entries"], INDEX, count))
+
+
+def _open_env(path, count):
     """One read-only environment per LMDB per process, shared by its readers
     (LMDB refuses to open one environment twice in a process, yet a train
-    and a test net may well read the same LMDB)."""
+    and a test net may well read the same LMDB); checked on first open."""
     with _ENVS_LOCK:
         entry = _ENVS.get(path)
         if entry is None:
-            env = lmdb.open(path, readonly=True, lock=False, readahead=False, subdir=True,
-                            max_readers=256)
+            try:
+                env = lmdb.open(path, readonly=True, lock=False, readahead=False, subdir=True,
+                                max_readers=256)
+            except lmdb.Error as err:  # its text starts with the path already
+                raise LmdbError("not a readable LMDB: %s" % err) from None
+            try:
+                check_env(env, path, count)
+            except BaseException:
+                env.close()
+                raise
             entry = _ENVS[path] = [env, 0]
         entry[1] += 1
         return entry[0]
@@ -204,7 +253,7 @@ class LmdbImages:
         self.count = index["count"]
         self.shape = (3, index["height"], index["width"])
         self._real = os.path.realpath(lmdb_dir)
-        self.env = _open_env(self._real)
+        self.env = _open_env(self._real, self.count)
 
     def __len__(self):
         return self.count

@@ -1,19 +1,27 @@
 """The reid-lmdb/1 builder and reader (issue 5 item 3): contents read back
 through Caffe's own C++ Data layer, the side index, atomic builds, errors,
-and Geng16's offline augmentation (data_prep/augment.py)."""
+Geng16's offline augmentation (data_prep/augment.py), and (issue 12) the
+record of what made an LMDB, refusal of a user's folder, and a truncated
+or inconsistent database refused when opened."""
+import hashlib
+import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from common import caffe_env
+from common.atomic import NotOurs, read_marker
+from common.config import ROOT
 import caffe
 from caffe import layers as L, params as P
 from data_prep import augment
 from data_prep.images import ImageError, resize_bgr
-from data_prep.lmdb_builder import LmdbError, LmdbImages, build_lmdb, read_index
-from data_prep.split_format import validate_split
+from data_prep.lmdb_builder import LmdbError, LmdbImages, build_lmdb, read_index, split_sha1
+from data_prep.split_format import save_split, validate_split
 
 H, W = 8, 4
 # (pid, cam) of each image; pids 3 and 8 are training identities
@@ -160,3 +168,66 @@ def test_augment_transform_by_hand():
     assert np.abs(moved[:, 0]).max() <= 0.05 * 100 and np.abs(moved[:, 1]).max() <= 0.05 * 50
     assert np.abs(moved[:, 0]).max() > 0.04 * 100  # the range is used, not just bounded
     assert len(augment.augment_copies(img, augment.COPIES, np.random.RandomState(0))) == 5
+
+
+def test_marker_records_what_made_it(split, tmp_path):
+    path = str(tmp_path / "s.json")
+    save_split(split, path)
+    out = build_lmdb(split, str(tmp_path / "train.lmdb"), H, W, seed=3, split_path=path, verbose=False)
+    marker = read_marker(out)
+    with open(path, "rb") as f:
+        sha1 = hashlib.sha1(f.read()).hexdigest()
+    assert marker["kind"] == "reid-lmdb" and marker["record"] == {
+        "format": "reid-lmdb/1", "split_sha1": sha1, "trial": 0, "subset": "train", "size": [H, W],
+        "augment": 0, "seed": 3}
+    assert split_sha1(split) == sha1  # a split in memory: the bytes save_split writes
+    # a folder of the user's is refused before any image is read, and kept
+    mine = tmp_path / "mine"
+    (mine / "sub").mkdir(parents=True)
+    (mine / "sub" / "keep.bin").write_bytes(b"\x00\x01keep")
+    with pytest.raises(NotOurs, match="refusing to replace %s" % mine):
+        build_lmdb(split, str(mine), H, W, verbose=False)
+    assert os.listdir(mine) == ["sub"] and (mine / "sub" / "keep.bin").read_bytes() == b"\x00\x01keep"
+
+
+def read_last(lmdb_dir):
+    """Read the last image in a fresh process: a read past the end of a
+    truncated data.mdb kills the process with SIGBUS, so a test in-process
+    would take pytest down with it."""
+    script = ("from data_prep.lmdb_builder import LmdbImages\n"
+              "with LmdbImages(%r) as im:\n"
+              "    im.get(len(im) - 1)\n"
+              "print('read')\n" % lmdb_dir)
+    return subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_truncated_data_mdb_is_refused_not_a_sigbus(tmp_path):
+    big = make_split(tmp_path / "big", size=(64, 32))
+    out = build_lmdb(big, str(tmp_path / "train.lmdb"), 64, 32, verbose=False)
+    data = os.path.join(out, "data.mdb")
+    assert read_last(out).stdout.strip() == "read"
+    size = os.path.getsize(data)
+    with open(data, "r+b") as f:
+        f.truncate(size - 4096)                      # the last page gone
+    r = read_last(out)
+    assert r.returncode == 1 and "the file is truncated" in r.stderr, (r.returncode, r.stderr)
+    with pytest.raises(LmdbError, match=r"%s: %d bytes, but the database's pages need %d: the file "
+                                        r"is truncated" % (data, size - 4096, size)):
+        LmdbImages(out)
+    with open(data, "r+b") as f:
+        f.truncate(100)                              # not even the meta pages
+    with pytest.raises(LmdbError, match="not a readable LMDB: %s" % out):
+        LmdbImages(out)
+
+
+def test_entries_must_match_the_index(split, tmp_path):
+    out = build_lmdb(split, str(tmp_path / "train.lmdb"), H, W, verbose=False)
+    index = read_index(out)
+    index["count"] -= 1
+    for field in ("label", "pid", "cam", "source"):
+        index[field] = index[field][:-1]
+    with open(os.path.join(out, "index.json"), "w") as f:
+        json.dump(index, f)
+    with pytest.raises(LmdbError, match="%s: the database holds 5 entries, index.json says count=4" % out):
+        LmdbImages(out)
