@@ -8,7 +8,10 @@ DATASET is market1501, cuhk03, viper, prid2011, cuhk01, ilids, synthetic or
 merge. ROOT is the extracted download as distributed; for synthetic, the
 folder where data_prep.synthetic writes a Market-1501-layout tree, which is
 then parsed as Market-1501; for merge, two or more split files. Ends with a
-summary line: images, identities, cameras, size on disk.
+summary line: images, identities, cameras, size on disk. Errors end the
+command with one line naming the file or field (common/cli.py); outputs are
+checked before the dataset is read: an --out that is a folder, or an --lmdb
+folder the package did not make, is refused and left as it is.
 """
 import argparse
 import importlib
@@ -16,6 +19,8 @@ import inspect
 import os
 import sys
 
+from common import cli
+from common.atomic import check_replaceable
 from data_prep.disk import disk_size, human
 from data_prep.errors import check_num_classes
 from data_prep.split_format import load_split, save_split
@@ -28,7 +33,7 @@ PROTOCOL_OPTIONS = {"protocol": "protocol", "version": "version", "image_dir": "
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="python -m data_prep", description=__doc__.split("\n\n")[0],
+    p = cli.ArgumentParser(prog="python -m data_prep", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dataset", choices=DATASETS)
     p.add_argument("root", nargs="+", help="dataset root as distributed (merge: split files)")
@@ -110,29 +115,39 @@ def summary(split):
     return "%d images, %d identities, %d cameras, %s on disk" % (len(images), len(ids), len(cams), human(size))
 
 
+def check_outputs(args):
+    """Refuse outputs that cannot be written before any dataset is read (a
+    parse or a CUHK03 extraction can take minutes)."""
+    if os.path.isdir(args.out):
+        raise IsADirectoryError("--out %s is a folder; give the split file's path" % args.out)
+    if args.lmdb:
+        from data_prep.lmdb_builder import KIND  # lazily: the split alone needs no LMDB code
+        if os.path.abspath(args.lmdb) == os.path.abspath(args.out):
+            raise cli.InputError("--lmdb and --out are both %s" % args.out)
+        check_replaceable(os.path.abspath(args.lmdb), kind=KIND)
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.lmdb and not args.size:
-        build_parser().error("--lmdb needs --size H W")
-    try:
-        split = make_split(args)
-        if args.num_classes is not None:
-            check_num_classes(split, args.num_classes)
-        save_split(split, args.out)
-        print("%s: %s -> %s" % (split["dataset"], summary(split), args.out))
-        if args.lmdb:
-            from data_prep.lmdb_builder import build_lmdb  # lazily: the split alone needs no LMDB code
-            # build_lmdb ends with its own summary line (images, ids, cameras, size)
-            build_lmdb(split, args.lmdb, args.size[0], args.size[1], trial=args.trial,
-                       subset=args.subset, augment=args.augment, seed=split.get("seed", 0),
-                       num_classes=args.num_classes, split_path=os.path.abspath(args.out))
-    except (ValueError, OSError) as err:
-        # DatasetError, SplitError, ImageError (all ValueError) and file-system
-        # errors already name the file or field: one line, no traceback.
-        print("error: %s" % err, file=sys.stderr)
-        return 2
+        parser.error("--lmdb needs --size H W")
+    if args.size and min(args.size) < 1:
+        parser.error("--size must be positive, got %d %d" % tuple(args.size))
+    check_outputs(args)
+    split = make_split(args)
+    if args.num_classes is not None:
+        check_num_classes(split, args.num_classes)
+    save_split(split, args.out)
+    print("%s: %s -> %s" % (split["dataset"], summary(split), args.out))
+    if args.lmdb:
+        from data_prep.lmdb_builder import build_lmdb
+        # build_lmdb ends with its own summary line (images, ids, cameras, size)
+        build_lmdb(split, args.lmdb, args.size[0], args.size[1], trial=args.trial,
+                   subset=args.subset, augment=args.augment, seed=split.get("seed", 0),
+                   num_classes=args.num_classes, split_path=os.path.abspath(args.out))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

@@ -12,7 +12,10 @@ settings; REFERENCE.md §4): ``cuhk03_release/cuhk-03.mat``, a MATLAB v7.3
 The images live inside the .mat, so they are extracted once to PNG files,
 ``IMAGE_DIR/<labeled|detected>/{pair}_{person:03d}_{view}_{cell:02d}.png``
 (the naming of the 767/700 protocol's ``filelist``), written whole or not at
-all, and reused by later runs; the split's root is that image folder.
+all, and reused by later runs of the same .mat (its path, size and mtime are
+the folder's common.atomic record); a ``labeled``/``detected`` folder the
+package did not make is refused, never emptied. The split's root is that
+image folder.
 
 Ids in the split: person id = 1000·pair + person (unique over the 5 pairs);
 camera = 2·(pair − 1) + view, so the two views of a pair are cameras 2p−1
@@ -38,7 +41,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from common.atomic import atomic_path, write_text
+from common.atomic import atomic_path, reuse, write_text
 from common.config import SPLIT_SEED
 from data_prep.errors import DatasetError, check_files, find_root
 from data_prep.images import ImageError, load_bgr
@@ -55,6 +58,7 @@ NUM_TESTSETS = 20
 NEW_CONFIG = "cuhk03_new_protocol_config_%s.mat"
 FILE_NAME = "%d_%03d_%d_%02d.png"
 MANIFEST = "manifest.json"
+KIND = "cuhk03-images"       # the common.atomic marker's kind
 
 
 def pid_of(pair, person):
@@ -112,15 +116,14 @@ def extract(mat_path, version, image_dir, verify_images=False):
         raise DatasetError("cuhk03: unknown version %r (choose labeled or detected)" % version)
     out = os.path.join(image_dir, version)
     stamp = _mat_stamp(mat_path)
-    manifest_path = os.path.join(out, MANIFEST)
-    if os.path.isfile(manifest_path):
-        with open(manifest_path) as fh:
+    record = {"source": stamp, "version": version}
+    if reuse(out, record, recompute=True, kind=KIND):  # another .mat: extracted again
+        with open(os.path.join(out, MANIFEST)) as fh:
             manifest = json.load(fh)
-        if manifest.get("source") == stamp:
-            check_files(out, [r["file"] for r in manifest["images"]], "cuhk03", verify=verify_images)
-            return manifest
+        check_files(out, [r["file"] for r in manifest["images"]], "cuhk03", verify=verify_images)
+        return manifest
     records, empty = [], 0
-    with _open_mat(mat_path) as f, atomic_path(out, is_dir=True) as tmp:
+    with _open_mat(mat_path) as f, atomic_path(out, is_dir=True, kind=KIND, record=record) as tmp:
         pairs = _refs(f, version, NUM_PAIRS, mat_path)
         for p, pair_ref in enumerate(pairs, start=1):
             cells = f[pair_ref][()].T

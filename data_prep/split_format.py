@@ -42,14 +42,34 @@ class SplitError(ValueError):
     """A split file that does not follow the format; the message names the field."""
 
 
+def _json_kind(value):
+    return {list: "list", str: "string", int: "number", float: "number", bool: "boolean",
+            type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _list_of_objects(split, key, where):
+    value = split[key]
+    if not isinstance(value, list):
+        raise SplitError("%s: '%s' must be a list, got a JSON %s" % (where, key, _json_kind(value)))
+    for i, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise SplitError("%s: %s[%d] must be an object, got a JSON %s"
+                             % (where, key, i, _json_kind(item)))
+
+
 def validate_split(split, where="split"):
     """Check the structure and the cross-references; raise SplitError naming
     the offending field. Returns the split."""
-    if not isinstance(split, dict) or split.get("format") != FORMAT:
-        raise SplitError("%s: not a %s document (format=%r)" % (where, FORMAT, (split or {}).get("format")))
+    if not isinstance(split, dict):
+        raise SplitError("%s: not a %s document (a JSON %s, not an object)"
+                         % (where, FORMAT, _json_kind(split)))
+    if split.get("format") != FORMAT:
+        raise SplitError("%s: not a %s document (format=%r)" % (where, FORMAT, split.get("format")))
     for key in ("dataset", "root", "images", "trials"):
         if key not in split:
             raise SplitError("%s: missing key '%s'" % (where, key))
+    _list_of_objects(split, "images", where)
+    _list_of_objects(split, "trials", where)
     n = len(split["images"])
     for i, im in enumerate(split["images"]):
         for key, kind in (("path", str), ("pid", int), ("cam", int), ("set", str)):
@@ -58,6 +78,12 @@ def validate_split(split, where="split"):
     if not split["trials"]:
         raise SplitError("%s: no trials" % where)
     for t, trial in enumerate(split["trials"]):
+        for key in TRIAL_LISTS + ("train_labels",):
+            if not isinstance(trial.get(key, []), list):
+                raise SplitError("%s: trials[%d].%s must be a list, got a JSON %s"
+                                 % (where, t, key, _json_kind(trial[key])))
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in trial.get("train_labels", [])):
+            raise SplitError("%s: trials[%d].train_labels must be integers" % (where, t))
         for key in TRIAL_LISTS:
             for idx in trial.get(key, []):
                 if not isinstance(idx, int) or not 0 <= idx < n:

@@ -30,7 +30,9 @@ layers; bench/bench_data_layer.py measures the delivered rate.
 param_str JSON: "source" (required), "k" (32), "m" (2), "crop" (one size
 or [height, width]; common.config.GENG16_CROP), "mirror" (true), "mean" (common.config.MEAN_BGR),
 "seed" (0), "prefetch" (4), "rank"/"count" (caffe.solver_rank()/
-solver_count()). Tops: "data" (K·M × 3 × crop height × crop width float32; rows
+solver_count()). "m" may exceed what an identity has (its images are then
+drawn with replacement), but k·m crops must fit one Caffe blob (refused in
+setup, naming the keys, rather than aborted by Caffe). Tops: "data" (K·M × 3 × crop height × crop width float32; rows
 i·M … i·M+M−1 are identity i) and "label" (K·M float32 training labels).
 """
 import queue
@@ -42,6 +44,7 @@ import numpy as np
 
 from common.config import GENG16_CROP, MEAN_BGR
 from common.params import Param, parse_param_str
+from layers.blob_size import check_blob
 
 K = 32   # identities per minibatch (Geng16 §5.2)
 M = 2    # images per identity (Geng16 §5.2)
@@ -252,6 +255,9 @@ class IdentitySampledData(caffe.Layer):
             raise ValueError("%s: expects no bottom and 2 tops (data, label), got %d and %d"
                              % (NAME, len(bottom), len(top)))
         self.opts = parse_param_str(self.param_str, PARAMS, NAME)
+        o = self.opts
+        check_blob(NAME, "data", (o["k"] * o["m"], 3) + crop_size(o["crop"]),
+                   {"k": o["k"], "m": o["m"], "crop": o["crop"]})
         rank = caffe.solver_rank() if self.opts["rank"] is None else self.opts["rank"]
         count = caffe.solver_count() if self.opts["count"] is None else self.opts["count"]
         index = read_index(self.opts["source"])

@@ -16,6 +16,10 @@ CrossDomainData — the same keys plus "aux_source" (the source-domain lmdb,
 e.g. CUHK03). Tops "data" (target triplets as above), "src_data" (2N source
 images, pairs interleaved: rows 2i, 2i+1) and "src_label" (N pair labels,
 1 = same person, alternately positive and negative).
+
+Sizes from param_str are checked in setup, naming the keys: the tops must
+fit a Caffe blob (Caffe would abort the process), and the triplet table
+(positive pairs × per_pair rows) must stay within MAX_TRIPLETS.
 """
 import os
 
@@ -25,10 +29,14 @@ import numpy as np
 from common.config import MTDNET_INPUT
 from common.params import Param, parse_param_str
 from data_prep.images import resize_bgr
+from layers.blob_size import check_blob
 from layers.triplet_sampling import (TRIPLETS_PER_PAIR, positive_pairs, sample_pairs,
                                      sample_triplets, triplet_epochs)
 
 BATCH = 128  # data_param { batch_size: 128 } in the authors' train_val.prototxt
+# Triplets held in memory (int64 × 3 each: 1.5 GiB); CUHK03's training set
+# gives under a million at the paper's per_pair = 10.
+MAX_TRIPLETS = 2 ** 26
 
 
 def _mean_ok(v):
@@ -85,8 +93,18 @@ class TripletData(caffe.Layer):
             raise ValueError("%s: expects no bottom and %d top(s) (%s)"
                              % (self.NAME, len(self.TOPS), ", ".join(self.TOPS)))
         self.opts = parse_param_str(self.param_str, self.PARAMS, self.NAME)
+        o = self.opts
+        # "data" (3N images) is the largest top of both layers
+        check_blob(self.NAME, "data", (3 * o["batch"], 3, o["size"], o["size"]),
+                   {"batch": o["batch"], "size": o["size"]})
         self.train = self.phase == caffe.TRAIN
         self.target = _LmdbSet(self.opts["source"], self.NAME)
+        pairs = len(positive_pairs(self.target.pids, self.target.cams))
+        if pairs * o["per_pair"] > MAX_TRIPLETS:
+            raise ValueError("%s: param_str 'per_pair' = %d gives %d triplets for the %d positive "
+                             "pairs of %s, more than %d"
+                             % (self.NAME, o["per_pair"], pairs * o["per_pair"], pairs, o["source"],
+                                MAX_TRIPLETS))
         self.triplets = sample_triplets(self.target.pids, self.target.cams,
                                         self.opts["per_pair"], self.opts["seed"])
         self.resume_at(0)

@@ -238,3 +238,24 @@ def test_bad_params(lmdb_dir, tmp_path):
     with pytest.raises(Exception, match="LMDB directory not found"):
         make_net(str(tmp_path / "none.lmdb"))
     assert os.path.isdir(lmdb_dir)
+
+
+def test_a_batch_beyond_a_caffe_blob_is_refused(lmdb_dir):
+    """k·m crops beyond INT_MAX values: Caffe's Blob::Reshape CHECK used to
+    abort the process; the layer refuses first, naming the keys. Run in a
+    fresh process so that an abort fails this test only. A large m alone
+    is fine: an identity's images are then drawn with replacement."""
+    script = ("from tests.test_identity_sampled_data import make_net\n"
+              "try:\n"
+              "    make_net(%r, k=2, m=100000000, crop=8)\n"
+              "except Exception as err:\n"
+              "    print(err)\n" % lmdb_dir)
+    r = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip().splitlines()[-1] == (
+        "IdentitySampledData: param_str 'k' = 2, 'm' = 100000000, 'crop' = 8 make top 'data' "
+        "200000000x3x8x8 = 38400000000 values, more than a Caffe blob holds (INT_MAX = 2147483647)")
+    net = make_net(lmdb_dir, k=2, m=50, crop=8)     # more than any identity has: with replacement
+    net.forward()
+    assert net.blobs["data"].data.shape == (100, 3, 8, 8)
+    net.layers[0].close()
