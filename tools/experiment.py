@@ -90,8 +90,12 @@ def merged(ctx, name, splits, eval_from=None):
 
 
 def lmdb(ctx, split_path, subset, size, trial=0, augment=0):
-    """LMDB of one subset of one trial of a split, images resized to size."""
-    from data_prep.lmdb_builder import build_lmdb
+    """LMDB of one subset of one trial of a split, images resized to size;
+    an existing one is reused only when made from the same split file and
+    settings (common.atomic.reuse: a differing one is refused unless
+    ctx.recompute, which remakes it)."""
+    from common.atomic import reuse
+    from data_prep.lmdb_builder import KIND, build_lmdb, lmdb_record, split_sha1
     from data_prep.split_format import load_split
     # named after the split's place in the run (self-training and
     # co-training both have a round1.labels.json), or its file name
@@ -100,7 +104,9 @@ def lmdb(ctx, split_path, subset, size, trial=0, augment=0):
     name = os.path.splitext(rel)[0].replace(os.sep, "_")
     out = ctx.path("data", "%s_t%d_%s_%dx%d%s.lmdb" % (name, trial, subset, size[0], size[1],
                                                        "_aug%d" % augment if augment else ""))
-    if not os.path.isfile(os.path.join(out, "index.json")):
+    record = lmdb_record(split_sha1(None, split_path), trial, subset, size[0], size[1], augment,
+                         seed=trial)
+    if not reuse(out, record, ctx.recompute, kind=KIND):
         build_lmdb(load_split(split_path), out, size[0], size[1], trial=trial, subset=subset,
                    augment=augment, seed=trial, split_path=split_path, verbose=ctx.progress)
     return out
