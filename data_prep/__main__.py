@@ -34,7 +34,7 @@ PROTOCOL_OPTIONS = {"protocol": "protocol", "version": "version", "image_dir": "
 
 def build_parser():
     p = cli.ArgumentParser(prog="python -m data_prep", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dataset", choices=DATASETS)
     p.add_argument("root", nargs="+", help="dataset root as distributed (merge: split files)")
     p.add_argument("--out", required=True, help="split JSON to write")
