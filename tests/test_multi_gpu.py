@@ -84,7 +84,7 @@ def test_train_stage_refuses_before_starting(tmp_path):
     run_dir = tmp_path / "run"
     with pytest.raises(Refused, match="--gpus 0,1: this Caffe .* is a CPU_ONLY build"):
         train.train_stage(solver, str(run_dir), gpus=[0, 1])
-    assert os.listdir(run_dir) == []          # nothing staged, no log: nothing started
+    assert os.listdir(run_dir) == [train.LOCK]  # nothing staged, no log: nothing started
     with pytest.raises(Refused, match="GPU mode requested but this Caffe .* is a CPU_ONLY build"):
         train.train_stage(solver, str(run_dir), gpus=[0])     # one id: the --gpu path
     with pytest.raises(Refused, match="GPU mode requested"):
@@ -99,8 +99,8 @@ def test_cli_refuses_in_one_line(tmp_path, capsys):
     if caffe_env.built_with_cuda():
         pytest.skip("this Caffe is a CUDA build")
     solver = _write_stage(tmp_path)
-    for device, message in [("--gpus=0,1", "tools.train: --gpus 0,1: this Caffe "),
-                            ("--gpu=0", "tools.train: GPU mode requested but this Caffe ")]:
+    for device, message in [("--gpus=0,1", "error: --gpus 0,1: this Caffe "),
+                            ("--gpu=0", "error: GPU mode requested but this Caffe ")]:
         proc = subprocess.run([sys.executable, "-m", "tools.train", "--solver", solver, "--run-dir",
                                str(tmp_path / "run"), device, "--no-progress"],
                               cwd=ROOT, capture_output=True, text=True, timeout=120)

@@ -12,6 +12,7 @@ from google.protobuf import text_format
 
 import caffe
 from caffe.proto import caffe_pb2
+from common.atomic import Stale
 from tests.helpers import assert_committed_prototxt_current, net_from_spec
 from tools.netgen import geng16, unsupervised
 from tools.surgery import read_blobs
@@ -88,10 +89,19 @@ def test_training_lowers_the_reconstruction_loss_and_encode_is_the_code(tmp_path
     before = ae.reconstruction_loss(x, init, HIDDEN)
     after = ae.reconstruction_loss(x, trained, HIDDEN)
     assert after < 0.5 * before, (before, after)
-    # a finished run is reused as it is, whatever the arguments
+    # a finished run is reused for the same features and arguments only (issue 12 §4)
     mtime = os.path.getmtime(trained)
-    assert ae.train_autoencoder(x[:5], str(tmp_path / "run"), 7, hidden=HIDDEN) == trained
+    assert ae.train_autoencoder(x, str(tmp_path / "run"), 300, batch=16, hidden=HIDDEN) == trained
     assert os.path.getmtime(trained) == mtime
+    with pytest.raises(Stale, match="run/autoencoder.caffemodel was made with iters = 300, this "
+                                    "run has 7"):
+        ae.train_autoencoder(x, str(tmp_path / "run"), 7, batch=16, hidden=HIDDEN)
+    with pytest.raises(Stale, match="was made with features = "):
+        ae.train_autoencoder(x[:5], str(tmp_path / "run"), 300, batch=16, hidden=HIDDEN)
+    assert os.path.getmtime(trained) == mtime
+    retrained = ae.train_autoencoder(x, str(tmp_path / "rerun"), 300, batch=16, hidden=HIDDEN)
+    ae.train_autoencoder(x, str(tmp_path / "rerun"), 7, batch=16, hidden=HIDDEN, recompute=True)
+    assert ae.reconstruction_loss(x, retrained, HIDDEN) > 1.5 * after  # 7 steps, not 300
     codes = ae.encode(x[:7], trained, HIDDEN)
     expected, _ = _by_hand(x[:7], read_blobs(trained), "sigmoid")
     assert codes.shape == (7, HIDDEN)

@@ -2,7 +2,10 @@
 tools/demo.py. Each stage writes one folder or file under the experiment's
 run directory, whole or not at all, and is skipped when it is already there:
 rerunning an experiment continues where it stopped (training stages resume
-from their last snapshot, tools/train.py).
+from their last snapshot, tools/train.py). What made a stage's weights,
+features, scores and reports is recorded with them (the weights' and data's
+SHA-1, the nets, the options); an output made otherwise is refused, naming
+the first difference, unless the context asks to `recompute` it.
 
     split      data_prep: the dataset's canonical split (or a merge of several)
     lmdb       data_prep.lmdb_builder: one subset of one trial
@@ -15,10 +18,11 @@ import json
 import os
 from dataclasses import dataclass
 
+from common import records
 from common.atomic import write_text
 from common.config import DATA_ROOT, RUNS_ROOT
 from tools import evaluate, extract_features, mtdnet_cir, mtdnet_init
-from tools.two_step import INIT, NET, SOLVER, fine_tune
+from tools.two_step import INIT, NET, SOLVER, fine_tune, init_layers
 from tools.netgen import geng16 as geng16_net
 from tools.netgen import mtdnet as mtdnet_net
 from tools.train import train_stage
@@ -162,7 +166,7 @@ def geng16(ctx, name, train_lmdb, weights=None, schedule="large", two_step=True,
     iters = geng16_net.SCHEDULES[schedule] if isinstance(schedule, str) else schedule
     return fine_tune(ctx.path(name), kw, weights, iters, two_step, ctx.scale,
                      name.replace("/", "_"), ctx.snapshot_every, ctx.gpu, ctx.seed, ctx.progress,
-                     solver_kw)
+                     solver_kw, ctx.recompute)
 
 
 def mtdnet(ctx, name, variant, train_lmdb, iters, caffenet=None, weights=None, aux_lmdb=None,
@@ -181,29 +185,44 @@ def mtdnet(ctx, name, variant, train_lmdb, iters, caffenet=None, weights=None, a
     if caffenet or weights:
         def init(net, out):
             mtdnet_init.build_init(net, out, caffenet, weights)
-    return train(ctx, name, mtdnet_net.net_text(spec, variant), solver, init)
+    return train(ctx, name, mtdnet_net.net_text(spec, variant), solver, init,
+                 [w for w in (caffenet, weights) if w])
 
 
-def train(ctx, name, net_text, solver_text, init=None):
+def train(ctx, name, net_text, solver_text, init=None, init_from=()):
     """A training stage in ctx.path(name) from generated text: the net and
     its solver (which names the net as NET) written there, the initial
-    weights built once by init(net path, out path) when given, then
-    tools/train.py (resumed or skipped when done); returns its weights."""
+    weights built by init(net path, out path) when given from the files
+    `init_from` (once per their content and the net), then tools/train.py
+    (resumed or skipped when done); returns its weights."""
     run = ctx.path(name)
     os.makedirs(run, exist_ok=True)
     net, solver = os.path.join(run, NET), os.path.join(run, SOLVER)
     write_text(net, net_text)
     write_text(solver, solver_text)
     weights = os.path.join(run, INIT) if init else None
-    if init and not os.path.isfile(weights):
-        init(net, weights)
-    return train_stage(solver, run, weights, ctx.snapshot_every, ctx.gpu, ctx.seed, ctx.progress)
+    if init:
+        record = {"from": [records.sha1(w) for w in init_from], "net": init_layers(net_text)}
+        if not records.reuse_file(weights, record, ctx.recompute):
+            init(net, weights)
+            records.write_record(weights, record)
+    return train_stage(solver, run, weights, ctx.snapshot_every, ctx.gpu, ctx.seed, ctx.progress,
+                       recompute=ctx.recompute)
+
+
+def _inputs_record(argv):
+    """An argument list with each file in it replaced by its SHA-1: what
+    made an output from those files and options."""
+    return [{"sha1": records.sha1(a)} if os.path.isfile(a) else a for a in argv]
 
 
 def _report(ctx, name, argv):
     out = ctx.path(name)
-    if not os.path.isfile(os.path.join(out, "results.json")):
+    record = {"evaluate": _inputs_record(argv)}
+    if not (records.reuse_file(out, record, ctx.recompute)
+            and os.path.isfile(os.path.join(out, "results.json"))):
         evaluate.run(argv + ["--out", out])
+        records.write_record(out, record)
     return out
 
 
@@ -212,18 +231,22 @@ def extract(ctx, out, weights, split_path, base, subsets, trial=0, size=None, re
     `out` (once). `size`: the input the model was trained at (default: the
     base's); images are resized to `resize` (default: the training LMDB's
     size) and centre-cropped to it, as the data layer crops."""
-    if os.path.isfile(out):
-        return out
     if size is None:
         resize = resize or GENG16_LMDB[base]
+    deploy_text = geng16_net.net_text(geng16_net.deploy(base, size=size), base + "_deploy")
+    options = ["--trial", str(trial), "--blob", GENG16_BLOB[base], "--subsets"] + list(subsets)
+    options += ["--height", str(resize[0]), "--width", str(resize[1])] if resize else []
+    record = {"weights": records.sha1(weights), "split": records.sha1(split_path),
+              "deploy": deploy_text, "options": options}
+    if records.reuse_file(out, record, ctx.recompute):
+        return out
     os.makedirs(os.path.dirname(out), exist_ok=True)
     deploy = out + ".deploy.prototxt"
-    write_text(deploy, geng16_net.net_text(geng16_net.deploy(base, size=size), base + "_deploy"))
-    argv = ["--deploy", deploy, "--weights", weights, "--split", split_path, "--trial", str(trial),
-            "--blob", GENG16_BLOB[base], "--out", out, "--subsets"] + list(subsets)
-    argv += ["--height", str(resize[0]), "--width", str(resize[1])] if resize else []
+    write_text(deploy, deploy_text)
+    argv = ["--deploy", deploy, "--weights", weights, "--split", split_path, "--out", out] + options
     argv += ["--gpu", str(ctx.gpu)] if ctx.gpu is not None else []
     extract_features.main(argv)
+    records.write_record(out, record)
     return out
 
 
@@ -252,12 +275,16 @@ def evaluate_mtdnet(ctx, name, weights, query_lmdb, gallery_lmdb, test="cir", pa
     key, flags = MTDNET_TESTS[test]
     scores = os.path.join(os.path.dirname(weights), "%s%s.p%d.scores.npz" % (
         os.path.basename(os.path.normpath(query_lmdb)), "".join(flags), passes))
-    if not os.path.isfile(scores):
+    options = ["--passes", str(passes)] + flags + (["--size", str(size)] if size else [])
+    record = {"weights": records.sha1(weights), "options": options,
+              "query": records.sha1(os.path.join(query_lmdb, "index.json")),
+              "gallery": records.sha1(os.path.join(gallery_lmdb, "index.json"))}
+    if not records.reuse_file(scores, record, ctx.recompute):
         argv = ["--weights", weights, "--query", query_lmdb, "--gallery", gallery_lmdb,
-                "--passes", str(passes), "--out", scores] + flags
-        argv += ["--size", str(size)] if size else []
+                "--out", scores] + options
         argv += ["--gpu", str(ctx.gpu)] if ctx.gpu is not None else []
         mtdnet_cir.main(argv)
+        records.write_record(scores, record)
     argv = ["--matrix", scores, "--key", key, "--protocol", "single-shot", "--title", name]
     argv += ["--similarity"] if test == "cir" else []
     return _report(ctx, name, argv + (["--paper", paper] if paper else []))

@@ -13,16 +13,22 @@ batches. `passes=8` averages both orders × horizontal flips of probe and
 gallery image (the authors' test); 2 = both orders; 1 = (probe, gallery).
 MTDnet-trp ranks by the Euclidean distance of the 512-D ranking feature of
 the same model. Metrics come from tools/evaluation (single-shot CMC).
+
+The weights must fill every parametrised layer of each deploy net, shapes
+checked before anything is copied: a file that is no model, or a model of
+another net, is refused naming the file and the first layer that does not
+fit (scores from random fillers would look like a result).
 """
-import argparse
+import sys
 
 import numpy as np
 
-from common import caffe_env
+from common import caffe_env, cli
 from common.atomic import atomic_path
 from common.config import MTDNET_INPUT
 import caffe
 from layers.triplet_data import prepare
+from tools import surgery
 from tools.netgen import mtdnet as netgen
 
 PASSES = 8          # both orders × flips (the authors' test code)
@@ -31,13 +37,22 @@ HEAD_BATCH = 256    # pairs per head forward
 CMC_RANKS = (1, 5, 10)  # Table 1
 
 
-def load_nets(weights=None, size=MTDNET_INPUT):
+def load_net(spec, weights=None, blobs=None):
+    """A TEST net of `spec` with every parametrised layer loaded from
+    `weights` (its `blobs` when already read); random fillers without."""
+    net = caffe_env.net_from_spec(spec, caffe.TEST)
+    if weights:
+        surgery.load_blobs(net, blobs or surgery.read_blobs(weights), weights, "all")
+    return net
+
+
+def load_nets(weights=None, size=MTDNET_INPUT, blobs=None):
     """(trunk, head, pair): deploy_feat, deploy_head and deploy_pair with the
     weights of a trained model loaded by layer name (random fillers without)."""
-    nets = []
-    for build in (netgen.deploy_feat, netgen.deploy_head, netgen.deploy_pair):
-        nets.append(caffe_env.net_from_spec(build(size=size), caffe.TEST, weights=weights))
-    return tuple(nets)
+    if weights and blobs is None:
+        blobs = surgery.read_blobs(weights)  # read once for the three
+    return tuple(load_net(build(size=size), weights, blobs)
+                 for build in (netgen.deploy_feat, netgen.deploy_head, netgen.deploy_pair))
 
 
 def _run(net, inp, out, x, batch):
@@ -141,7 +156,7 @@ def _load(lmdb_dir, size, mean):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="MTDnet CIR test (pair scoring)")
+    ap = cli.ArgumentParser(description="MTDnet CIR test (pair scoring)")
     ap.add_argument("--weights", required=True)
     ap.add_argument("--query", required=True, help="query LMDB (reid-lmdb/1)")
     ap.add_argument("--gallery", required=True, help="gallery LMDB (reid-lmdb/1)")
@@ -156,14 +171,14 @@ def main(argv=None):
     ap.add_argument("--out", help="scores.npz to write")
     args = ap.parse_args(argv)
     caffe_env.set_mode(args.gpu)
+    blobs = surgery.read_blobs(args.weights)  # a file that is no model is refused before the images load
     q, q_pids, q_cams = _load(args.query, args.size, args.mean)
     g, g_pids, g_cams = _load(args.gallery, args.size, args.mean)
     if args.rnk:
-        rnk = caffe_env.net_from_spec(netgen.deploy_rnk_feat(size=args.size), caffe.TEST,
-                                      weights=args.weights)
+        rnk = load_net(netgen.deploy_rnk_feat(size=args.size), args.weights, blobs)
         result = {"rnk_distances": trp_distances(rnk, q, g)}
     else:
-        trunk, head, _ = load_nets(args.weights, args.size)
+        trunk, head, _ = load_nets(args.weights, args.size, blobs)
         result = {"scores": cir_scores(trunk, head, q, g, args.passes)}
         if args.trp:
             result["trp_distances"] = trp_distances(trunk, q, g)
@@ -182,4 +197,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))

@@ -10,17 +10,17 @@ CUHK03"; REFERENCE.md §3):
         --weights runs/cuhk03/final.caffemodel --out cross_init.caffemodel
 
 conv1–conv2 come from bvlc_reference_caffenet by layer name (the other
-layers keep their Gaussian fillers); a whole trained model loads by name
-(Caffe's own copy_from); the cross net's `cros_*` source stream is then set
-to a copy of the target stream.
+layers keep their Gaussian fillers); a whole trained model loads by name,
+shapes checked first, and must fill every layer but the `cros_*` source
+stream, which is then set to a copy of the target stream.
 """
-import argparse
+import sys
 
 import numpy as np
 
-from common import caffe_env
+from common import caffe_env, cli
 import caffe
-from tools.surgery import copy_planned, load_weights, open_net, plan, read_blobs, save_net
+from tools.surgery import copy_planned, load_blobs, open_net, plan, read_blobs, save_net
 
 CAFFENET_LAYERS = ("conv1", "conv2")  # the layers the paper initialises from ImageNet
 SOURCE_PREFIX = "cros_"               # the authors' names for the source stream
@@ -66,9 +66,12 @@ def build_init(net_path, out, caffenet=None, weights=None, phase=caffe.TRAIN):
     """Instantiate `net_path`, load `weights` (a trained model, by name) and/or
     CaffeNet conv1–conv2, copy the cross net's target stream into its source
     stream, and save the result to `out` (atomically)."""
+    blobs = read_blobs(weights) if weights else None  # junk refused before the net is built
+    if caffenet:
+        read_blobs(caffenet)
     net = open_net(net_path, phase)
     if weights:
-        load_weights(net, weights)  # shapes checked by name before anything is copied
+        load_blobs(net, blobs, weights, lambda name: not name.startswith(SOURCE_PREFIX))
     if caffenet:
         init_from_caffenet(net, caffenet)
     copy_target_to_source(net)
@@ -77,7 +80,7 @@ def build_init(net_path, out, caffenet=None, weights=None, phase=caffe.TRAIN):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="MTDnet initial weights")
+    ap = cli.ArgumentParser(description="MTDnet initial weights")
     ap.add_argument("--net", required=True, help="train prototxt (its data layer must be able to open)")
     ap.add_argument("--caffenet", help="bvlc_reference_caffenet.caffemodel (conv1-conv2)")
     ap.add_argument("--weights", help="a trained MTDnet model to start from (all layers by name)")
@@ -90,4 +93,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))

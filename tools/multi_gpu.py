@@ -114,7 +114,7 @@ def check_shards(labels, count, k, where):
     return shards
 
 
-def _in_train(layer):
+def in_train(layer):
     """Whether Caffe's NetStateRules put the layer in the TRAIN net, by phase
     (levels and stages are not used by this project's nets)."""
     if layer.include:
@@ -122,24 +122,29 @@ def _in_train(layer):
     return not any(r.HasField("phase") and r.phase == caffe_pb2.TRAIN for r in layer.exclude)
 
 
-def _train_net(param):
+def train_net(param):
     """(NetParameter, name for messages) of a solver's train net."""
     for field in ("train_net_param", "net_param"):
         if param.HasField(field):
             return getattr(param, field), "solver %s" % field
     path = param.train_net or param.net
     net = caffe_pb2.NetParameter()
-    with open(path) as f:
-        text_format.Merge(f.read(), net)
+    try:
+        with open(path) as f:
+            text_format.Merge(f.read(), net)
+    except FileNotFoundError:
+        raise FileNotFoundError("net file of the solver not found: %s" % path) from None
+    except text_format.ParseError as err:
+        raise ValueError("net file %s does not parse: %s" % (path, err)) from None
     return net, path
 
 
 def check_shardable(param, count):
     """Refuse a train net whose Python data layers would feed each of `count`
     GPUs the same samples (Caffe's own data layers shard by solver rank)."""
-    net, where = _train_net(param)
+    net, where = train_net(param)
     for layer in net.layer:
-        if layer.type != "Python" or layer.bottom or not _in_train(layer):
+        if layer.type != "Python" or layer.bottom or not in_train(layer):
             continue
         kind = (layer.python_param.module, layer.python_param.layer)
         name = "%s: layer '%s' (%s.%s)" % (where, layer.name, kind[0], kind[1])

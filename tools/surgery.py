@@ -10,13 +10,21 @@ checking all blob shapes first: a mismatch stops with one message naming the
 layer and both shapes (Caffe's own copy_from would abort the process). Layers
 absent from the .caffemodel keep their fillers ("initialised") — the renamed
 `cls_<head>_<N>` classifiers of a new identity set among them.
+
+Every load states how much of the net the file must fill (`require`): at
+least one layer (this tool, tools/train.py --weights), all of them (a model
+to test) or all but the heads a transfer replaces (tools/two_step.py). A
+file that does not parse as a model, holds no weights, or fills less than
+that is refused, naming the file and the first layer that does not fit:
+protobuf reads many junk byte strings (a text file, an HTML page, an empty
+file) as an empty model, and Caffe would then train from the fillers.
 """
-import argparse
 import os
+import sys
 
 import numpy as np
 
-from common import caffe_env
+from common import caffe_env, cli
 from common.atomic import atomic_path
 import caffe
 from caffe.proto import caffe_pb2
@@ -38,10 +46,15 @@ def read_blobs(path):
             param.ParseFromString(f.read())
     except FileNotFoundError:
         raise FileNotFoundError("caffemodel not found: %s" % path) from None
+    except IsADirectoryError:
+        raise IsADirectoryError("%s is a folder, not a .caffemodel" % path) from None
     except Exception as err:  # protobuf's DecodeError and friends
         raise ValueError("%s is not a readable .caffemodel (%s)" % (path, err)) from None
     layers = list(param.layer) or list(param.layers)
-    return {l.name: list(l.blobs) for l in layers if l.blobs}
+    blobs = {l.name: list(l.blobs) for l in layers if l.blobs}
+    if not blobs:
+        raise ValueError("%s is not a .caffemodel: it holds no layer with weights" % path)
+    return blobs
 
 
 def _shapes_match(ours, blob):
@@ -70,17 +83,53 @@ def plan(net, blobs, source="the weights"):
                 raise ValueError("layer '%s' blob %d: %s have shape %s, the net %s"
                                  % (name, k, source, _blob_shape(src), dst.data.shape))
         copied.append(name)
+    # A layer whose parameters are all shared with a copied one (Caffe's
+    # `param { name: … }`, the streams of a pair net) receives the copy too.
+    filled = {_address(b) for name in copied for b in net.params[name]}
+    initialised = [name for name in initialised
+                   if not all(_address(b) in filled for b in net.params[name])]
     unused = sorted(set(blobs) - set(net.params))
     return copied, initialised, unused
 
 
-def load_weights(net, caffemodel):
-    """Copy by name from `caffemodel` into `net` after checking every shape.
-    Returns {"copied": [...], "initialised": [...], "unused": [...]}."""
-    blobs = read_blobs(caffemodel)
-    copied, initialised, unused = plan(net, blobs, caffemodel)
+def _address(blob):
+    """Where a Blob's data lives: shared parameters have one place."""
+    return blob.data.__array_interface__["data"][0]
+
+
+def check_required(copied, initialised, blobs, source, require="one"):
+    """Raise ValueError unless the planned copy fills what `require` asks:
+    "one" (at least one layer), "all" (every parametrised layer), or a
+    function of a layer name that says whether that layer must be copied
+    (and at least one is)."""
+    if require != "one":
+        needed = (lambda name: True) if require == "all" else require
+        missing = [name for name in initialised if needed(name)]
+        if missing:
+            raise ValueError("layer '%s' of the net has no weights in %s (%d such layer(s))"
+                             % (missing[0], source, len(missing)))
+    if not copied:
+        theirs = sorted(blobs)
+        raise ValueError("%s fits no layer of the net: it holds %d layer(s) with weights (%s%s), "
+                         "none of them named as a layer of the net"
+                         % (source, len(theirs), ", ".join(theirs[:5]),
+                            ", ..." if len(theirs) > 5 else ""))
+
+
+def load_blobs(net, blobs, source, require="one"):
+    """Copy the already read `blobs` into `net` by name once every shape
+    and `require` (see check_required) are checked; returns the report
+    {"copied": [...], "initialised": [...], "unused": [...]}."""
+    copied, initialised, unused = plan(net, blobs, source)
+    check_required(copied, initialised, blobs, source, require)
     copy_planned(net, blobs, copied)
     return {"copied": copied, "initialised": initialised, "unused": unused}
+
+
+def load_weights(net, caffemodel, require="one"):
+    """Copy by name from `caffemodel` into `net` after checking every shape
+    and that the file fills what `require` asks (check_required)."""
+    return load_blobs(net, read_blobs(caffemodel), caffemodel, require)
 
 
 def copy_planned(net, blobs, names):
@@ -112,17 +161,18 @@ def save_net(net, out):
         net.save(tmp)
 
 
-def build_init(net_path, weights, out, phase=caffe.TRAIN):
-    """Instantiate `net_path`, load `weights` by name, save to `out`
-    (atomically); returns the report."""
+def build_init(net_path, weights, out, phase=caffe.TRAIN, require="one"):
+    """Instantiate `net_path`, load `weights` by name (`require`: see
+    check_required), save to `out` (atomically); returns the report."""
+    blobs = read_blobs(weights)  # a file that is no model is refused before the net is built
     net = open_net(net_path, phase)
-    report = load_weights(net, weights)
+    report = load_blobs(net, blobs, weights, require)
     save_net(net, out)
     return report
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="load weights by layer name, with a report")
+    ap = cli.ArgumentParser(description="load weights by layer name, with a report")
     ap.add_argument("--net", required=True, help="net prototxt (its data layer must be able to open)")
     ap.add_argument("--weights", required=True, help=".caffemodel to copy from (ImageNet or a previous stage)")
     ap.add_argument("--out", required=True, help="where to save the initialised .caffemodel")
@@ -132,4 +182,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))

@@ -12,7 +12,24 @@
   no completed iteration is lost to an interruption that can be caught, and
   at most one interval to a SIGKILL.
 - On completion the weights are `<run-dir>/final.caffemodel` (atomic) and a
-  rerun does nothing.
+  rerun does nothing — when it is the same run: the run directory's marker
+  (common/atomic.py) records what made the stage (the net and solver text,
+  the initial weights' and the LMDB indexes' SHA-1, the number of GPU
+  processes), and a rerun or resume that differs is refused, naming the
+  first difference, unless asked to `--recompute` (which starts afresh).
+- One run at a time per run directory (a lock file held for the run; a
+  second run is refused, naming the holder's PID). The directory is
+  relocatable: state.json names its snapshots relative to it and a resume
+  points the .solverstate at the snapshot beside it. Snapshots that no
+  record names (a SIGKILL during one) are removed by the next run.
+- Refused before the first iteration, in one line: initial weights that are
+  no model, fit no layer or have another shape (tools/surgery.py); labels of
+  an LMDB that reach a softmax classifier's num_output; max_iter < 1 or
+  --snapshot-every < 0. A non-finite loss stops the run, naming the
+  iteration and the output, and leaves the last good snapshot recorded.
+- The command runs the stage in a child process: when Caffe aborts it (a
+  CHECK failure, a full disk) the terminal gets `error: Caffe aborted: <its
+  F line in train.log> (<log>)`, exit 1. `train_stage` runs in-process.
 - Python layers that define `resume_at(iteration)` are told the iteration
   after a restore, so seeded data layers continue where they stopped.
 - The CPU by default; `--gpu N` trains on GPU N; `--gpus 0,1,…` trains on
@@ -23,30 +40,49 @@
   does not shard by solver rank) is refused in one line before it starts.
 """
 import argparse
+import contextlib
+import fcntl
 import json
+import multiprocessing
+import multiprocessing.connection
 import os
+import re
 import shutil
 import signal
 import sys
 import time
+import traceback
 
+import numpy as np
 from google.protobuf import text_format
 
-from common import caffe_env
-from common.atomic import atomic_path, write_text
-from tools import multi_gpu
+from common import caffe_env, cli, records
+from common.atomic import atomic_path, read_marker, write_marker, write_text
+from data_prep.lmdb_builder import INDEX, read_index
+from tools import multi_gpu, surgery
 import caffe
 from caffe.proto import caffe_pb2
 
 STATE = "state.json"
 FINAL = "final.caffemodel"
 LOG = "train.log"
+LOCK = ".train.lock"
+KIND = "training stage"
+_SNAP = re.compile(r"^snap_iter_(\d+)\.(caffemodel|solverstate)$")
 
 _glog_ready = False
 
 
 class Interrupted(Exception):
     """Raised by the SIGTERM handler so a kill snapshots like Ctrl-C."""
+
+
+class Busy(cli.Failure):
+    """The run directory is held by another live run."""
+
+
+class NonFinite(cli.Failure):
+    """A loss became NaN or infinite."""
 
 
 def read_solver(path):
@@ -72,44 +108,253 @@ def stage_solver(solver_path, run_dir, seed=None):
             value = getattr(param, field)
             setattr(param, field, value if os.path.isabs(value) else os.path.join(base, value))
     param.test_net[:] = [t if os.path.isabs(t) else os.path.join(base, t) for t in param.test_net]
+    if param.max_iter < 1:
+        raise ValueError("solver %s: max_iter %d: must be >= 1 (a stage of no iterations would "
+                         "save untrained weights)" % (solver_path, param.max_iter))
     param.snapshot = 0
     param.snapshot_after_train = False
     param.snapshot_prefix = os.path.join(os.path.abspath(run_dir), "snap")
     if seed is not None:
         param.random_seed = seed
+    return param
+
+
+def _write_staged(run_dir, param):
     path = os.path.join(run_dir, "solver.prototxt")
     write_text(path, text_format.MessageToString(param))
-    return path, param
+    return path
+
+
+# --- what the net reads -------------------------------------------------------
+
+# Python data layers whose param_str names LMDBs: {(module, layer): {key: top
+# holding the LMDB's labels, or None}}.
+DATA_LAYERS = {("layers.identity_sampled_data", "IdentitySampledData"): {"source": 1},
+               ("layers.triplet_data", "TripletData"): {"source": None},
+               ("layers.triplet_data", "CrossDomainData"): {"source": None, "aux_source": None}}
+
+
+def _sources(layer):
+    """[(param key, LMDB path, label top or None)] of a data layer."""
+    if layer.type == "Data" and layer.data_param.source:
+        return [("source", layer.data_param.source, layer.top[1] if len(layer.top) > 1 else None)]
+    if layer.type != "Python":
+        return []
+    keys = DATA_LAYERS.get((layer.python_param.module, layer.python_param.layer))
+    if not keys:
+        return []
+    try:
+        opts = json.loads(layer.python_param.param_str or "{}")
+    except ValueError:
+        return []  # the layer's own setup names what is wrong with it
+    out = []
+    for key, top in keys.items():
+        if isinstance(opts, dict) and isinstance(opts.get(key), str):
+            out.append((key, opts[key], layer.top[top] if top is not None and len(layer.top) > top
+                        else None))
+    return out
+
+
+def _index_of(path):
+    """The reid-lmdb index of a data source, or None for an LMDB without one
+    (Caffe's own Data layer over a foreign LMDB)."""
+    if os.path.isdir(path) and not os.path.isfile(os.path.join(path, INDEX)):
+        return None
+    return read_index(path)  # a missing LMDB is refused here, naming it
+
+
+def check_labels(net, where):
+    """Refuse a net whose softmax classifier (SoftmaxWithLoss on an
+    InnerProduct of num_output N) is fed labels of an LMDB reaching N: Caffe
+    would train on, its loss a multiple of -ln(FLT_MIN)."""
+    producer, labels = {}, {}
+    for layer in net.layer:
+        if not multi_gpu.in_train(layer):
+            continue
+        for key, path, top in _sources(layer):
+            index = _index_of(path) if top else None
+            if index is not None and index["label"]:
+                labels[top] = (max(index["label"]), path)
+        for top in layer.top:
+            if top not in layer.bottom:  # in-place layers keep the producer of their blob
+                producer[top] = layer
+        if layer.type != "SoftmaxWithLoss" or len(layer.bottom) < 2:
+            continue
+        fc, label = producer.get(layer.bottom[0]), labels.get(layer.bottom[1])
+        if fc is None or fc.type != "InnerProduct" or label is None:
+            continue
+        top_label, path = label
+        n = fc.inner_product_param.num_output
+        if top_label >= n:
+            raise ValueError("%s: LMDB %s has label %d, beyond the %d outputs of layer '%s' "
+                             "(the classifier of loss '%s'): it needs num_output >= %d"
+                             % (where, path, top_label, n, fc.name, layer.name, top_label + 1))
+
+
+def stage_record(param, weights, ranks):
+    """What makes a stage's weights: the net (its LMDB paths replaced by
+    their indexes' SHA-1, so a moved run directory is the same run) and the
+    solver text (paths dropped), the initial weights' SHA-1, the processes."""
+    original, where = multi_gpu.train_net(param)
+    net = caffe_pb2.NetParameter.FromString(original.SerializeToString())
+    data = {}
+    for layer in net.layer:
+        for key, path, _ in _sources(layer):
+            index = _index_of(path)
+            name = "%s.%s" % (layer.name, key)
+            data[name] = records.sha1(os.path.join(path, INDEX)) if index is not None else path
+            if layer.type == "Data":
+                layer.data_param.source = ""
+            else:
+                opts = json.loads(layer.python_param.param_str)
+                opts[key] = ""
+                layer.python_param.param_str = json.dumps(opts, sort_keys=True)
+    solver = caffe_pb2.SolverParameter.FromString(param.SerializeToString())
+    for field in ("net", "train_net", "test_net", "snapshot_prefix"):
+        solver.ClearField(field)
+    return {"net": text_format.MessageToString(net), "solver": text_format.MessageToString(solver),
+            "data": data, "weights": records.sha1(weights) if weights else None,
+            "processes": ranks}, original, where
+
+
+# --- the run directory --------------------------------------------------------
+
+@contextlib.contextmanager
+def locked(run_dir):
+    """Hold the run directory for this process (flock, released by the
+    kernel however the process ends); Busy, naming the holder's PID, when
+    another run holds it."""
+    path = os.path.join(run_dir, LOCK)
+    f = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            raise Busy("run directory %s is in use by another training run (PID %s); wait for "
+                       "it to end or choose another run directory" % (run_dir, holder)) from None
+        f.seek(0)
+        f.truncate()
+        f.write("%d\n" % os.getpid())
+        f.flush()
+        yield
+    finally:
+        f.close()
 
 
 def load_state(run_dir):
+    """state.json with its snapshot names resolved in run_dir (names only:
+    the state of a moved or copied directory names its own snapshots)."""
     path = os.path.join(run_dir, STATE)
     if not os.path.exists(path):
         return None
     with open(path) as f:
-        return json.load(f)
-
-
-def _snapshot(solver, run_dir):
-    """Snapshot and record it; the record is written only after Caffe has
-    finished both files, so a resume never sees a half-written pair."""
-    solver.snapshot()
-    it = solver.iter
-    prefix = os.path.join(run_dir, "snap_iter_%d" % it)
-    state = {"iter": it, "caffemodel": prefix + ".caffemodel", "solverstate": prefix + ".solverstate"}
+        state = json.load(f)
     for key in ("caffemodel", "solverstate"):
-        if not os.path.isfile(state[key]):
-            raise RuntimeError("Caffe did not write %s" % state[key])
-    write_text(os.path.join(run_dir, STATE), json.dumps(state, indent=1) + "\n")
+        state[key] = os.path.join(run_dir, os.path.basename(state[key]))
     return state
 
 
-def _snapshot_once(solver, run_dir):
+def _snapshot_files(run_dir):
+    """{iteration: [snapshot file names]} in run_dir."""
+    found = {}
+    for name in os.listdir(run_dir):
+        m = _SNAP.match(name)
+        if m:
+            found.setdefault(int(m.group(1)), []).append(name)
+    return found
+
+
+def _clean_unrecorded(run_dir, state):
+    """Remove snapshots no state.json recorded (a SIGKILL during Caffe's
+    snapshot leaves them, perhaps half written)."""
+    recorded = set(state.get("snapshots", [state["iter"]])) if state else set()
+    for it, names in _snapshot_files(run_dir).items():
+        if it not in recorded:
+            for name in names:
+                os.remove(os.path.join(run_dir, name))
+
+
+def _start_afresh(run_dir):
+    """Remove a stage's training outputs (for a recompute)."""
+    for names in _snapshot_files(run_dir).values():
+        for name in names:
+            os.remove(os.path.join(run_dir, name))
+    for name in (STATE, FINAL, LOG):
+        path = os.path.join(run_dir, name)
+        if os.path.lexists(path):
+            os.remove(path)
+
+
+def _check_record(run_dir, record, recompute):
+    """Whether run_dir's stage was made as `record` says (True), or is to
+    start afresh (False: nothing there, or `recompute`); Stale otherwise."""
+    marker = read_marker(run_dir)
+    made = marker["record"] if marker and marker.get("kind") == KIND else None
+    started = any(os.path.exists(os.path.join(run_dir, n)) for n in (STATE, FINAL))
+    if made is None and not started:
+        return False
+    if records.check(run_dir, made, record, recompute):
+        return True
+    _start_afresh(run_dir)
+    return False
+
+
+def _point_at_own_snapshot(state):
+    """Make the .solverstate name the .caffemodel beside it: Caffe restores
+    the weights from the absolute path it wrote, the original directory's
+    for a moved or copied one."""
+    path = state["solverstate"]
+    with open(path, "rb") as f:
+        solverstate = caffe_pb2.SolverState.FromString(f.read())
+    if solverstate.learned_net != state["caffemodel"]:
+        solverstate.learned_net = state["caffemodel"]
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                f.write(solverstate.SerializeToString())
+
+
+@contextlib.contextmanager
+def _signals_held(swallow=False):
+    """SIGINT and SIGTERM wait while the block runs (a snapshot and its
+    record are written whole), then interrupt as usual, unless `swallow`
+    (the interruption's own snapshot: one stop is already under way)."""
+    pending = []
+    held = {sig: signal.signal(sig, lambda signum, frame: pending.append(signum))
+            for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in held.items():
+            signal.signal(sig, handler)
+    if pending and not swallow:
+        raise KeyboardInterrupt() if pending[0] == signal.SIGINT else Interrupted()
+
+
+def _snapshot(solver, run_dir, hold=True):
+    """Snapshot and record it; the record is written only after Caffe has
+    finished both files, so a resume never sees a half-written pair."""
+    with _signals_held() if hold else contextlib.nullcontext():
+        solver.snapshot()
+        it = solver.iter
+        state = {"iter": it, "caffemodel": "snap_iter_%d.caffemodel" % it,
+                 "solverstate": "snap_iter_%d.solverstate" % it}
+        for key in ("caffemodel", "solverstate"):
+            if not os.path.isfile(os.path.join(run_dir, state[key])):
+                raise RuntimeError("Caffe did not write %s" % os.path.join(run_dir, state[key]))
+        old = load_state(run_dir)
+        state["snapshots"] = sorted(set(old.get("snapshots", [old["iter"]]) if old else []) | {it})
+        write_text(os.path.join(run_dir, STATE), json.dumps(state, indent=1) + "\n")
+    return load_state(run_dir)
+
+
+def _snapshot_once(solver, run_dir, hold=True):
     """The recorded snapshot of the current iteration, taken unless it was."""
     state = load_state(run_dir)
     if state and state["iter"] == solver.iter:
         return state
-    return _snapshot(solver, run_dir)
+    return _snapshot(solver, run_dir, hold)
 
 
 def _redirect_glog(log_path):
@@ -178,40 +423,60 @@ def _chunk(it, total, display, snapshot_every):
 
 
 def train_stage(solver_path, run_dir, weights=None, snapshot_every=1000, gpu=None, seed=None,
-                progress=True, gpus=None):
+                progress=True, gpus=None, recompute=False):
     """Run (or resume, or skip when done) one stage on the CPU, on GPU `gpu`,
     or data-parallel on the GPUs `gpus`. Returns the final .caffemodel path.
-    Raises multi_gpu.Refused when this build or machine cannot run it."""
+    A stage made from other inputs is refused (common.atomic.Stale) unless
+    `recompute`, which trains it afresh. Raises multi_gpu.Refused when this
+    build or machine cannot run it."""
+    if isinstance(snapshot_every, bool) or not isinstance(snapshot_every, int) or snapshot_every < 0:
+        raise ValueError("--snapshot-every %r: must be an integer >= 0 (0: snapshots only on "
+                         "interruption and at the end)" % (snapshot_every,))
     if gpus is not None:
         if gpu is not None:
             raise ValueError("train_stage: give gpu or gpus, not both")
         gpus = multi_gpu.validate_gpus(gpus, "gpus=%r" % (gpus,))
         if len(gpus) == 1:
             gpu, gpus = gpus[0], None
-    os.makedirs(run_dir, exist_ok=True)
-    final = os.path.join(run_dir, FINAL)
-    if os.path.isfile(final):
-        return final
-    if gpus:
-        multi_gpu.check_build(gpus)
-    else:
-        try:
-            caffe_env.set_mode(gpu)
-        except RuntimeError as err:
-            raise multi_gpu.Refused(str(err)) from None
-    staged, param = stage_solver(solver_path, run_dir, seed)
     if weights and not os.path.isfile(weights):
         raise FileNotFoundError("weights file not found: %s" % weights)
-    state = load_state(run_dir)
-    resume = state["solverstate"] if state else None
-    if not gpus:
-        return _train(staged, param, run_dir, weights, resume, snapshot_every, progress)
-    multi_gpu.check_shardable(param, len(gpus))
-    status = multi_gpu.launch(_rank_main, (staged, run_dir, weights, resume, snapshot_every, progress),
-                              gpus, caffe.NCCL.new_uid(), os.path.join(run_dir, LOG))
-    if status:
-        raise SystemExit(status)
-    return final
+    param = stage_solver(solver_path, run_dir, seed)
+    os.makedirs(run_dir, exist_ok=True)
+    with locked(run_dir):
+        record, net, where = stage_record(param, weights, len(gpus) if gpus else 1)
+        final = os.path.join(run_dir, FINAL)
+        done = _check_record(run_dir, record, recompute)
+        if done and os.path.isfile(final):
+            return final
+        if gpus:
+            multi_gpu.check_build(gpus)
+        else:
+            try:
+                caffe_env.set_mode(gpu)
+            except RuntimeError as err:
+                raise multi_gpu.Refused(str(err)) from None
+        blobs = surgery.read_blobs(weights) if weights else None  # junk refused before Caffe runs
+        check_labels(net, where)
+        if gpus:
+            multi_gpu.check_shardable(param, len(gpus))
+        if not done:
+            write_marker(run_dir, KIND, record)
+        staged = _write_staged(run_dir, param)
+        state = load_state(run_dir)
+        _clean_unrecorded(run_dir, state)
+        if state:
+            _point_at_own_snapshot(state)
+        resume = state["solverstate"] if state else None
+        if not gpus:
+            return _train(staged, param, run_dir, weights, resume, snapshot_every, progress,
+                          blobs=blobs)
+        del blobs  # each rank reads its own copy
+        status = multi_gpu.launch(_rank_main, (staged, run_dir, weights, resume, snapshot_every,
+                                               progress),
+                                  gpus, caffe.NCCL.new_uid(), os.path.join(run_dir, LOG))
+        if status:
+            raise SystemExit(status)
+        return final
 
 
 def _rank_main(team, staged, run_dir, weights, resume, snapshot_every, progress):
@@ -220,27 +485,43 @@ def _rank_main(team, staged, run_dir, weights, resume, snapshot_every, progress)
     _train(staged, read_solver(staged), run_dir, weights, resume, snapshot_every, progress, team)
 
 
-def _train(staged, param, run_dir, weights, resume, snapshot_every, progress, team=None):
+def _check_finite(net, it, run_dir):
+    """Stop at a NaN or infinite loss, before it is snapshotted."""
+    for name in net.outputs:
+        if net.blob_loss_weights[name] and not np.all(np.isfinite(net.blobs[name].data)):
+            state = load_state(run_dir)
+            kept = ("the last good snapshot, iteration %d, is kept" % state["iter"] if state
+                    else "no snapshot was taken")
+            raise NonFinite("loss output '%s' is %s at iteration %d; training stopped, %s (%s)"
+                            % (name, float(net.blobs[name].data.flat[0]), it, kept,
+                               os.path.join(run_dir, LOG)))
+
+
+def _train(staged, param, run_dir, weights, resume, snapshot_every, progress, team=None,
+           blobs=None):
     """The training loop of one process: alone, or one rank of a
     multi_gpu.Team, where rank 0 alone shows progress and writes outputs
     and interruptions stop all ranks at one chunk boundary."""
     from tqdm import tqdm
 
     root = team is None or team.root
+    hold = team is None  # a team's signals only request the agreed stop (multi_gpu._child)
     saved_stderr, terminal = _redirect_glog(os.path.join(run_dir, LOG))
     old_term = signal.getsignal(signal.SIGTERM)
 
     def on_term(signum, frame):
         raise Interrupted()
 
-    if team is None:  # a team's signals only request the agreed stop (multi_gpu._child)
+    if hold:
         signal.signal(signal.SIGTERM, on_term)
     try:
         solver = caffe.get_solver(staged)
         if resume:
             solver.restore(resume)
         elif weights:
-            solver.net.copy_from(weights)
+            # shapes checked before anything is copied (Caffe's copy_from aborts on them and
+            # silently ignores a file that fits no layer)
+            surgery.load_blobs(solver.net, blobs or surgery.read_blobs(weights), weights)
         if team:
             team.attach(solver)
         for layer in solver.net.layers:
@@ -265,24 +546,26 @@ def _train(staged, param, run_dir, weights, resume, snapshot_every, progress, te
                 steps = _chunk(solver.iter, total, param.display, snapshot_every)
                 solver.step(steps)
                 bar.update(steps)
+                _check_finite(solver.net, solver.iter, run_dir)
                 rate = (solver.iter - start_iter) * batch / max(time.time() - start, 1e-9)
                 bar.set_postfix_str("%s | lr %.3g | %.1f img/s" % (
                     _loss_summary(solver.net), _current_lr(param, solver.iter), rate))
                 if root and snapshot_every and solver.iter % snapshot_every == 0:
-                    _snapshot(solver, run_dir)
+                    _snapshot(solver, run_dir, hold)
                 if team and solver.iter < total and team.should_stop():
                     raise Interrupted()
         except (KeyboardInterrupt, Interrupted):
             bar.close()
             if root:
-                _snapshot_once(solver, run_dir)
-                terminal.write("interrupted at iteration %d; snapshot saved, rerun to resume\n"
-                               % solver.iter)
+                with _signals_held(swallow=True) if hold else contextlib.nullcontext():
+                    _snapshot_once(solver, run_dir, hold=False)
+                    terminal.write("interrupted at iteration %d; snapshot saved, rerun to resume\n"
+                                   % solver.iter)
             raise SystemExit(multi_gpu.STOPPED)
         bar.close()
         final = os.path.join(run_dir, FINAL)
         if root:
-            state = _snapshot_once(solver, run_dir)
+            state = _snapshot_once(solver, run_dir, hold)
             with atomic_path(final) as tmp:
                 shutil.copyfile(state["caffemodel"], tmp)
         return final
@@ -299,8 +582,82 @@ def _gpus_arg(text):
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+def caffe_abort_line(log):
+    """The message of the last glog FATAL line (`F…] Check failed: …`) in
+    the log, or None."""
+    found = None
+    try:
+        with open(log, errors="replace") as f:
+            for line in f:
+                if re.match(r"^F\d{4} ", line):
+                    found = line.split("] ", 1)[-1].strip()
+    except OSError:
+        return None
+    return found
+
+
+def _child(conn, kwargs):
+    """The stage in the command's child process; the outcome goes back
+    through `conn` (a Caffe abort ends the process before it can)."""
+    try:
+        conn.send(("done", train_stage(**kwargs)))
+    except SystemExit as err:
+        conn.send(("exit", err.code))
+    except KeyboardInterrupt:
+        conn.send(("exit", cli.INTERRUPTED))
+    except Exception as err:
+        conn.send(("error", cli.exit_status(err), cli.message(err), traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+def run_in_child(kwargs, debug=False):
+    """train_stage(**kwargs) in a forked process, so that Caffe aborting it
+    (glog's CHECK, into train.log) is reported here in one line. Returns
+    the final weights' path or raises as train_stage would."""
+    ctx = multiprocessing.get_context("fork")  # the parent has not touched CUDA
+    receive, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(send, kwargs), name="tools.train stage")
+    proc.start()
+    send.close()
+    # Ctrl-C reaches the child too (one process group), which snapshots and
+    # stops; a SIGTERM to this process is passed on to it.
+    old = {signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
+           signal.SIGTERM: signal.signal(signal.SIGTERM, lambda s, f: os.kill(proc.pid, s))}
+    try:
+        outcome = None
+        multiprocessing.connection.wait([receive, proc.sentinel])
+        if receive.poll():
+            try:
+                outcome = receive.recv()
+            except EOFError:
+                pass
+        proc.join()
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        receive.close()
+    if outcome is None:
+        log = os.path.join(kwargs["run_dir"], LOG)
+        code = -proc.exitcode if proc.exitcode and proc.exitcode < 0 else None
+        reason = caffe_abort_line(log)
+        if reason:
+            raise cli.Failure("Caffe aborted: %s (%s)" % (reason, log))
+        what = ("killed by %s" % signal.Signals(code).name if code
+                else "ended with exit status %s" % proc.exitcode)
+        raise cli.Failure("the training process was %s before it finished (%s)" % (what, log))
+    if outcome[0] == "done":
+        return outcome[1]
+    if outcome[0] == "exit":
+        raise SystemExit(outcome[1])
+    _, status, text, trace = outcome
+    if debug:
+        sys.stderr.write(trace)
+    raise (cli.InputError if status == cli.BAD_INPUT else cli.Failure)(text)
+
+
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--solver", required=True)
     ap.add_argument("--run-dir", required=True)
     ap.add_argument("--weights")
@@ -312,14 +669,16 @@ def main(argv=None):
                              "each; an iteration takes the prototxt's batch on every GPU")
     ap.add_argument("--seed", type=int)
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--recompute", action="store_true",
+                    help="train afresh when the run directory holds a stage made from other "
+                         "inputs (default: refuse)")
     args = ap.parse_args(argv)
-    try:
-        final = train_stage(args.solver, args.run_dir, args.weights, args.snapshot_every, args.gpu,
-                            args.seed, progress=not args.no_progress, gpus=args.gpus)
-    except multi_gpu.Refused as err:
-        sys.exit("tools.train: %s" % err)
+    final = run_in_child(dict(solver_path=args.solver, run_dir=args.run_dir, weights=args.weights,
+                              snapshot_every=args.snapshot_every, gpu=args.gpu, seed=args.seed,
+                              progress=not args.no_progress, gpus=args.gpus,
+                              recompute=args.recompute), args.debug)
     print(final)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))

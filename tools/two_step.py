@@ -13,13 +13,23 @@ small one) times `scale`.
 Each step is a tools/train.py stage in its own folder under `run_dir`
 (`step1/`, `step2/`): the generated net and solver, the by-name init
 (tools/surgery.py) and Caffe's log. A finished step is not run again and an
-interrupted one resumes, so rerunning a stage continues where it stopped.
+interrupted one resumes, so rerunning a stage continues where it stopped;
+a step (or its init) made from other weights, nets or solvers is refused
+unless `recompute` (tools/train.py's stage record).
+
+The init must fill every layer of the net but the heads a transfer
+replaces (`cls_*`, whose name carries the new identity count, and the PV
+heads, absent from an ImageNet model), and BatchNorm statistics where step
+2 re-estimates them: a model of another base or an unrelated file is
+refused, naming the first layer it lacks.
 """
 import os
 
 from google.protobuf import text_format
 
+from common import records
 from common.atomic import write_text
+from caffe.proto import caffe_pb2
 from tools import surgery
 from tools.netgen import geng16
 from tools.train import train_stage
@@ -43,29 +53,52 @@ def write_step(step_dir, net_kw, step, max_iter, scale=1.0, name="geng16", solve
     return solver, param
 
 
-def _init(step_dir, weights, frozen_stats, param):
-    """Build step_dir/init.caffemodel from `weights` by name (once). With
-    `frozen_stats`, refuse weights that lack a BatchNorm layer's statistics:
-    step 1 would run on empty statistics."""
+def transferred(name):
+    """Whether fine-tuning must find layer `name` in the previous stage's
+    weights: all but the heads a transfer replaces."""
+    return not (name.startswith("cls_") or "/pv_" in name)
+
+
+def init_layers(net):
+    """A net (NetParameter or its text) without its data layers (those
+    without bottoms), as text: what an init made for it depends on, the
+    same wherever the LMDBs are."""
+    if isinstance(net, str):
+        net = text_format.Merge(net, caffe_pb2.NetParameter())
+    return "".join(text_format.MessageToString(layer) for layer in net.layer if layer.bottom)
+
+
+def _init(step_dir, weights, frozen_stats, param, recompute=False):
+    """Build step_dir/init.caffemodel from `weights` by name (once per
+    weights and net: its record says which). With `frozen_stats`, refuse
+    weights that lack a BatchNorm layer's statistics: step 1 would run on
+    empty statistics."""
     out = os.path.join(step_dir, INIT)
-    if os.path.isfile(out):
+    record = {"weights": records.sha1(weights), "net": init_layers(param)}
+    if records.reuse_file(out, record, recompute):
         return out
+    blobs = surgery.read_blobs(weights)  # junk is refused before the net is built
     net = surgery.open_net(os.path.join(step_dir, NET))
-    report = surgery.load_weights(net, weights)
+    copied, initialised, _ = surgery.plan(net, blobs, weights)
+    bn = {l.name for l in param.layer if l.type == "BatchNorm"}
     if frozen_stats:
-        bn = {l.name for l in param.layer if l.type == "BatchNorm"}
-        empty = sorted(bn & set(report["initialised"]))
+        empty = sorted(bn & set(initialised))
         if empty:
             raise ValueError("step 1 keeps BatchNorm statistics frozen but %s has none for "
                              "layer '%s' (%d such): pretrain first, or fine-tune one-stepped"
                              % (weights, empty[0], len(empty)))
+    # training all layers estimates BatchNorm statistics afresh: they may be missing then
+    surgery.check_required(copied, initialised, blobs, weights,
+                           lambda name: transferred(name) and name not in bn)
+    surgery.copy_planned(net, blobs, copied)
     surgery.save_net(net, out)
+    records.write_record(out, record)
     return out
 
 
 def fine_tune(run_dir, net_kw, weights=None, iters=geng16.SCHEDULES["large"], two_step=True,
               scale=1.0, name="geng16", snapshot_every=1000, gpu=None, seed=None, progress=True,
-              solver_kw=None):
+              solver_kw=None, recompute=False):
     """Run (or resume, or skip) one Geng16 stage; returns the final
     .caffemodel. `net_kw` are geng16.geng16's arguments (base, losses,
     num_ids, source, k, m, …); `weights` the previous stage's model (None:
@@ -77,9 +110,11 @@ def fine_tune(run_dir, net_kw, weights=None, iters=geng16.SCHEDULES["large"], tw
                              "(step 1 trains the classifier on fixed features)")
         step_dir = os.path.join(run_dir, "step1")
         solver, param = write_step(step_dir, net_kw, 1, step1_iters, scale, name, solver_kw)
-        init = _init(step_dir, weights, True, param)
-        weights = train_stage(solver, step_dir, init, snapshot_every, gpu, seed, progress)
+        init = _init(step_dir, weights, True, param, recompute)
+        weights = train_stage(solver, step_dir, init, snapshot_every, gpu, seed, progress,
+                              recompute=recompute)
     step_dir = os.path.join(run_dir, "step2")
     solver, param = write_step(step_dir, net_kw, 2, step2_iters, scale, name, solver_kw)
-    init = _init(step_dir, weights, False, param) if weights else None
-    return train_stage(solver, step_dir, init, snapshot_every, gpu, seed, progress)
+    init = _init(step_dir, weights, False, param, recompute) if weights else None
+    return train_stage(solver, step_dir, init, snapshot_every, gpu, seed, progress,
+                       recompute=recompute)

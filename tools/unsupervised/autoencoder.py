@@ -11,11 +11,12 @@ trailing 1 × 1 axes are flattened) fed into the net's Input blob each step,
 so no data layer is involved. The nets and the solver come from
 tools/netgen/unsupervised.py; Caffe runs in whatever mode the caller set.
 """
+import hashlib
 import os
 
 import numpy as np
 
-from common import caffe_env
+from common import caffe_env, records
 from common.atomic import atomic_path, write_text
 import caffe
 from tools import surgery
@@ -48,23 +49,27 @@ def minibatches(n, batch, rng):
 
 def _load(net, weights):
     """Copy the AE layers of `weights` by name, refusing a model without them."""
-    report = surgery.load_weights(net, weights)
-    if report["initialised"]:
-        raise ValueError("autoencoder: %s holds no layer(s) %s"
-                         % (weights, ", ".join(report["initialised"])))
+    surgery.load_weights(net, weights, "all")
 
 
 def train_autoencoder(features, out_dir, iters, batch=netgen.BATCH, base_lr=netgen.AE_BASE_LR,
-                      weights=None, seed=0, hidden=netgen.HIDDEN, activation=netgen.ACTIVATION):
+                      weights=None, seed=0, hidden=netgen.HIDDEN, activation=netgen.ACTIVATION,
+                      recompute=False):
     """Train the AE on `features` for `iters` SGD steps of `batch` rows
     drawn with a numpy RNG seeded by `seed` (the solver's fillers use it
     too), starting from `weights` (a pretrained AE) if given; returns
-    out_dir/autoencoder.caffemodel. The model is written atomically, and a
-    finished one in out_dir is returned as it is without training again."""
+    out_dir/autoencoder.caffemodel. The model is written atomically with a
+    record of what made it: a finished one made from the same features and
+    arguments is returned without training again, one made otherwise is
+    refused (common.atomic.Stale) unless `recompute`."""
     model = os.path.join(out_dir, MODEL)
-    if os.path.isfile(model):
-        return model
     features = _rows(features)
+    record = {"features": hashlib.sha1(np.ascontiguousarray(features).tobytes()).hexdigest(),
+              "shape": list(features.shape), "iters": iters, "batch": batch,
+              "base_lr": base_lr, "weights": records.sha1(weights) if weights else None,
+              "seed": seed, "hidden": hidden, "activation": activation}
+    if records.reuse_file(model, record, recompute):
+        return model
     net_path = os.path.abspath(os.path.join(out_dir, NET))
     write_text(net_path, geng16.net_text(
         netgen.autoencoder(features.shape[1], hidden, batch, activation), "autoencoder"))
@@ -81,6 +86,7 @@ def train_autoencoder(features, out_dir, iters, batch=netgen.BATCH, base_lr=netg
         solver.step(1)
     with atomic_path(model) as tmp:
         solver.net.save(tmp)
+    records.write_record(model, record)
     return model
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from common import records
 from common.atomic import write_text
 from data_prep.split_format import load_split
 from tools import experiment as ex
@@ -66,10 +67,12 @@ def _test_features(ctx, name, weights, split_path, setup):
                       ("query", "gallery"), size=setup.size, resize=setup.lmdb_size)
 
 
-def _recoded(path, out, codes_of):
+def _recoded(ctx, path, out, codes_of, record):
     """A features file with each subset's features replaced by codes_of(
-    {subset: features}, {subset: cams})."""
-    if os.path.isfile(out):
+    {subset: features}, {subset: cams}); `record` says what else than the
+    features of `path` made the codes."""
+    record = dict(record, features=records.sha1(path))
+    if records.reuse_file(out, record, ctx.recompute):
         return out
     subsets, meta = load_features(path)
     codes = codes_of({s: v["features"] for s, v in subsets.items()},
@@ -77,6 +80,7 @@ def _recoded(path, out, codes_of):
     for s in subsets:
         subsets[s] = dict(subsets[s], features=codes[s].astype(np.float32))
     save_features(out, subsets, dict(meta, recoded=os.path.basename(out)))
+    records.write_record(out, record)
     return out
 
 
@@ -85,21 +89,24 @@ def _stack(feats, cams, order=("query", "gallery")):
             np.cumsum([0] + [len(feats[s]) for s in order]))
 
 
-def subspace_features(source_test, out, lam):
+def subspace_features(ctx, source_test, out, lam):
     """The subspace model learnt (transductively, unlabelled) on the test
     images' source-model features; codes Z replace the features."""
     def codes_of(feats, cams):
         y, c, bounds = _stack(feats, cams)
         z = cotraining.subspace_codes(y, c, lam)
         return {"query": z[bounds[0]:bounds[1]], "gallery": z[bounds[1]:bounds[2]]}
-    return _recoded(source_test, out, codes_of)
+    return _recoded(ctx, source_test, out, codes_of, {"subspace_lambda": lam})
+
+
+def _source_train_file(ctx, source_weights, source_split, setup):
+    return ex.extract(ctx, ctx.path("source.train.features.npz"), source_weights, source_split,
+                      setup.base, ["train"], size=setup.size, resize=setup.lmdb_size)
 
 
 def _source_train(ctx, source_weights, source_split, setup):
     """Features, cams and pids of the labelled source set's training images."""
-    feats = ex.extract(ctx, ctx.path("source.train.features.npz"), source_weights, source_split,
-                       setup.base, ["train"], size=setup.size, resize=setup.lmdb_size)
-    return load_features(feats)[0]["train"]
+    return load_features(_source_train_file(ctx, source_weights, source_split, setup))[0]["train"]
 
 
 def autoencoder_features(ctx, source_weights, source_split, target_split, source_test, setup):
@@ -107,18 +114,18 @@ def autoencoder_features(ctx, source_weights, source_split, target_split, source
     GoogLeNet's 1,024) pretrained on the source set's features, trained on
     the target's, its codes replacing the test features."""
     out = ctx.path("ae.test.features.npz")
-    if os.path.isfile(out):
-        return out
     from tools.unsupervised.autoencoder import encode, train_autoencoder
     source = _source_train(ctx, source_weights, source_split, setup)["features"]
     target = self_training.target_features(ctx, source_weights, target_split, setup.base,
                                            setup.size, setup.lmdb_size)[0]
     hidden = source.shape[1] // 2
-    pre = train_autoencoder(source, ctx.path("ae", "source"), setup.ae_iters[0], hidden=hidden)
+    pre = train_autoencoder(source, ctx.path("ae", "source"), setup.ae_iters[0], hidden=hidden,
+                            recompute=ctx.recompute)
     tuned = train_autoencoder(target, ctx.path("ae", "target"), setup.ae_iters[1], weights=pre,
-                              hidden=hidden)
-    return _recoded(source_test, out, lambda feats, cams: {
-        s: encode(f, tuned, hidden=hidden) for s, f in feats.items()})
+                              hidden=hidden, recompute=ctx.recompute)
+    return _recoded(ctx, source_test, out, lambda feats, cams: {
+        s: encode(f, tuned, hidden=hidden) for s, f in feats.items()},
+        {"autoencoder": records.sha1(tuned), "hidden": hidden})
 
 
 def adversarial_weights(ctx, source_weights, source_split, target_split, setup):
@@ -127,6 +134,7 @@ def adversarial_weights(ctx, source_weights, source_split, target_split, setup):
     target images in every batch, from the source model by name."""
     from tools import surgery
     from tools.netgen import geng16 as geng16_net
+    from tools.two_step import transferred
     from tools.netgen import unsupervised as nets
     lmdb_size = setup.lmdb_size or ex.GENG16_LMDB[setup.base]
     source = ex.lmdb(ctx, source_split, "train", lmdb_size)
@@ -142,18 +150,25 @@ def adversarial_weights(ctx, source_weights, source_split, target_split, setup):
     iters = geng16_net.SCHEDULES[setup.iters] if isinstance(setup.iters, str) else setup.iters
     solver = geng16_net.solver_text(ex.NET, iters[1], scale=ctx.scale,
                                     snapshot_prefix="domain_adversarial", **(setup.solver_kw or {}))
+    # the base must come whole from the source model; the domain head is new
     return ex.train(ctx, "adversarial", geng16_net.net_text(spec, "domain_adversarial"), solver,
-                    lambda net, out: surgery.build_init(net, source_weights, out))
+                    lambda net, out: surgery.build_init(
+                        net, source_weights, out,
+                        require=lambda name: transferred(name) and not name.startswith("domain_")),
+                    [source_weights])
 
 
 def source_lambda(ctx, source_weights, source_split, setup):
     """§5.2: λ cross-validated on the labelled source set (cached as JSON)."""
     path = ctx.path("lambda.json")
-    if not os.path.isfile(path):
-        train = _source_train(ctx, source_weights, source_split, setup)
+    feats = _source_train_file(ctx, source_weights, source_split, setup)
+    record = {"features": records.sha1(feats)}
+    if not records.reuse_file(path, record, ctx.recompute):
+        train = load_features(feats)[0]["train"]
         choice = cotraining.choose_lambda(train["features"], train["cams"], train["pids"])
         scores = {str(k): v for k, v in choice.scores.items()}
         write_text(path, json.dumps({"lam": choice.lam, "scores": scores}) + "\n")
+        records.write_record(path, record)
     with open(path) as f:
         return json.load(f)["lam"]
 
@@ -181,7 +196,8 @@ def run(ctx, source_weights, source_split, target_split, setup, rows=ROWS, paper
                 setup.rounds[row], **train_kw)
             files[row] = _test_features(ctx, row, weights, target_split, setup)
         elif row == "subspace":
-            files[row] = subspace_features(source_test, ctx.path("subspace.test.features.npz"), lam)
+            files[row] = subspace_features(ctx, source_test, ctx.path("subspace.test.features.npz"),
+                                           lam)
         elif row == "ae":
             files[row] = autoencoder_features(ctx, source_weights, source_split, target_split,
                                               source_test, setup)
