@@ -8,6 +8,7 @@ import pytest
 
 from common.config import ROOT
 from data_prep.__main__ import human
+from data_prep.lmdb_builder import read_index
 from data_prep.split_format import load_split
 from tests import fixtures_datasets as fx
 
@@ -63,8 +64,6 @@ def test_merge_command(market, tmp_path):
 
 
 def test_lmdb_option(market, tmp_path):
-    pytest.importorskip("data_prep.lmdb_builder")
-    from data_prep.lmdb_builder import read_index
     out, db = str(tmp_path / "s.json"), str(tmp_path / "train.lmdb")
     r = run("market1501", market, "--out", out, "--lmdb", db, "--size", "16", "8")
     assert r.returncode == 0, r.stderr
@@ -74,7 +73,6 @@ def test_lmdb_option(market, tmp_path):
 
 
 def test_synthetic_command(tmp_path):
-    pytest.importorskip("data_prep.synthetic")
     out = str(tmp_path / "synthetic.json")
     r = run("synthetic", str(tmp_path / "tree"), "--out", out, "--num-ids", "12")
     assert r.returncode == 0, r.stderr

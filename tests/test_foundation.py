@@ -96,7 +96,7 @@ def test_l2_normalize_gradient_by_finite_differences():
 
 
 def test_python_layer_rejects_bad_param_str():
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match=r"L2Normalize: unknown param_str key\(s\) epsilon; accepted: eps"):
         python_layer_net("layers.l2_normalize", "L2Normalize", [np.ones((2, 3), np.float32)],
                          params={"epsilon": 1})
 

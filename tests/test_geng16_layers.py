@@ -84,19 +84,26 @@ def test_pair_generation_rejects_unknown_param():
                          [np.zeros((4, 2), np.float32), _labels(2, 2)], params={"K": 2}, ntop=3)
 
 
-class _FixedRng:
-    """Stands in for the layer's generator: the same draws on every forward,
-    so finite differences see one fixed mask."""
+class _ReplayRng:
+    """Stands in for the layer's generator so that finite differences see
+    fixed masks: every forward gets the same sequence of `draws` distinct
+    draws (one per mask the layer takes, so random dropout's bottoms keep
+    masks of their own)."""
+
+    def __init__(self, draws):
+        self.draws, self.calls = draws, 0
 
     def random(self, shape, dtype):
-        return np.random.default_rng(7).random(shape, dtype=dtype)
+        k = self.calls % self.draws
+        self.calls += 1
+        return np.random.default_rng(7 + k).random(shape, dtype=dtype)
 
 
-def _dropout_net(x, y, ratio, consistent, phase=caffe.TRAIN, seed=0):
-    net, bottoms, tops = python_layer_net(
-        "layers.pair_dropout", "PairwiseConsistentDropout", [x, y], ntop=2, phase=phase,
-        params={"ratio": ratio, "consistent": consistent, "seed": seed})
-    return net, bottoms, tops
+def _dropout_net(sides, ratio, consistent, phase=caffe.TRAIN, seed=0):
+    """The dropout layer over the arrays `sides` (a pair's or a triplet's members)."""
+    return python_layer_net("layers.pair_dropout", "PairwiseConsistentDropout", sides,
+                            ntop=len(sides), phase=phase,
+                            params={"ratio": ratio, "consistent": consistent, "seed": seed})
 
 
 def test_consistent_dropout_shares_one_mask_per_pair():
@@ -104,7 +111,7 @@ def test_consistent_dropout_shares_one_mask_per_pair():
     rng = np.random.RandomState(0)
     x = rng.uniform(1, 2, (pairs, dim)).astype(np.float32)   # non-zero, so masks are visible
     y = rng.uniform(1, 2, (pairs, dim)).astype(np.float32)
-    net, _, tops = _dropout_net(x, y, ratio, True)
+    net, _, tops = _dropout_net([x, y], ratio, True)
     net.forward()
     mask_a = net.blobs[tops[0]].data / x
     mask_b = net.blobs[tops[1]].data / y
@@ -120,7 +127,7 @@ def test_consistent_dropout_shares_one_mask_per_pair():
 
 def test_random_dropout_masks_each_side_independently():
     x = np.ones((300, 32), np.float32)
-    net, _, tops = _dropout_net(x, x.copy(), 0.5, False)
+    net, _, tops = _dropout_net([x, x.copy()], 0.5, False)
     net.forward()
     a, b = net.blobs[tops[0]].data > 0, net.blobs[tops[1]].data > 0
     assert abs((a != b).mean() - 0.5) < 0.03      # independent masks disagree half the time
@@ -130,7 +137,7 @@ def test_dropout_seed_makes_it_repeatable():
     x = np.ones((20, 8), np.float32)
     outs = []
     for _ in range(2):
-        net, _, tops = _dropout_net(x, x.copy(), 0.5, True, seed=11)
+        net, _, tops = _dropout_net([x, x.copy()], 0.5, True, seed=11)
         net.forward()
         outs.append(net.blobs[tops[0]].data.copy())
     np.testing.assert_array_equal(outs[0], outs[1])
@@ -139,19 +146,25 @@ def test_dropout_seed_makes_it_repeatable():
 def test_dropout_is_identity_at_test():
     rng = np.random.RandomState(1)
     x, y = rng.randn(10, 6).astype(np.float32), rng.randn(10, 6).astype(np.float32)
-    net, bottoms, tops = _dropout_net(x, y, 0.7, True, phase=caffe.TEST)
+    net, bottoms, tops = _dropout_net([x, y], 0.7, True, phase=caffe.TEST)
     net.forward()
     np.testing.assert_array_equal(net.blobs[tops[0]].data, x)
     np.testing.assert_array_equal(net.blobs[tops[1]].data, y)
     check_gradient(net, bottoms, tops)
 
 
+@pytest.mark.parametrize("sides", [2, 3])   # pairs (PV) and triplets (TL)
 @pytest.mark.parametrize("consistent", [True, False])
-def test_dropout_gradient(consistent):
+def test_dropout_gradient(consistent, sides):
     rng = np.random.RandomState(2)
-    x, y = rng.randn(6, 5).astype(np.float32), rng.randn(6, 5).astype(np.float32)
-    net, bottoms, tops = _dropout_net(x, y, 0.5, consistent)
-    net.layers[list(net._layer_names).index("t0")].rng = _FixedRng()
+    x = [rng.randn(6, 5).astype(np.float32) for _ in range(sides)]
+    net, bottoms, tops = _dropout_net(x, 0.5, consistent)
+    layer = net.layers[list(net._layer_names).index("t0")]
+    layer.rng = _ReplayRng(1 if consistent else sides)
+    net.forward()
+    kept = [net.blobs[t].data != 0 for t in tops]
+    # consistent: one mask for every side; random: each side its own
+    assert all(np.array_equal(kept[0], k) == consistent for k in kept[1:])
     check_gradient(net, bottoms, tops)
 
 

@@ -1,6 +1,8 @@
 """The committed prototxt/geng16/ files are what tools/netgen/geng16.py
 generates now, and each parses as a Caffe net or solver carrying the
 paper's values (issue 3)."""
+import json
+
 import numpy as np
 from google.protobuf import text_format
 
@@ -41,3 +43,41 @@ def test_generated_files_parse_and_carry_paper_values():
             assert '"consistent": true' in layers["main/pv_drop"].python_param.param_str
         if name == "geng16_random_train.prototxt":
             assert '"consistent": false' in layers["main/pv_drop"].python_param.param_str
+
+
+def _dropouts(text):
+    """{layer name: (number of sides, param_str as a dict)} of the net's
+    pairwise-consistent dropout layers."""
+    msg = caffe_pb2.NetParameter()
+    text_format.Merge(text, msg)
+    return {l.name: (len(l.bottom), json.loads(l.python_param.param_str)) for l in msg.layer
+            if l.type == "Python" and l.python_param.layer == "PairwiseConsistentDropout"}
+
+
+def test_every_head_has_the_variants_dropout():
+    files = geng16.generate()
+    # Table 5's "consistent" and "random" rows, on every head and both pair heads (PV, TL).
+    assert set(_dropouts(files["geng16_train.prototxt"])) == {"main/pv_drop", "aux1/pv_drop", "aux2/pv_drop"}
+    assert set(_dropouts(files["geng16_sid_pv_tl_train.prototxt"])) == {
+        "%s/%s_drop" % (h, k) for h in ("main", "aux1", "aux2") for k in ("pv", "tl")}
+    assert set(_dropouts(files["dgdnet_train.prototxt"])) == {"main/pv_drop"}
+    checked = 0
+    for variant, kw in geng16.VARIANTS.items():
+        random = kw.get("pv_dropout", "consistent") == "random"
+        assert random == variant.endswith("_random")
+        _, _, ratios = geng16.BASES[kw.get("base", "googlenet")]
+        for suffix in ("_train", "_step1_train", "_val"):
+            name = variant + suffix + ".prototxt"
+            if name not in files:
+                continue
+            drops = _dropouts(files[name])
+            losses = kw.get("losses", ("sid", "pv"))
+            assert set(drops) == {"%s/%s_drop" % (h, k) for h in ratios for k in ("pv", "tl")
+                                  if k in losses}, name
+            for layer, (sides, params) in drops.items():
+                head, kind = layer.split("/")
+                assert params["consistent"] is not random, (name, layer)
+                assert params["ratio"] == ratios[head], (name, layer)
+                assert sides == (2 if kind == "pv_drop" else 3), (name, layer)
+                checked += 1
+    assert checked == 39   # 13 nets carry dropout layers; a vacuous loop would check none

@@ -2,14 +2,14 @@
 hand-computed values, triplet validity, XNOR truth table, the triplet LMDB
 feeder."""
 import json
-import os
-import sys
-import types
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import caffe
+from data_prep.lmdb_builder import build_lmdb
+from data_prep.split_format import validate_split
 from tests.helpers import check_gradient, python_layer_net
 from layers import triplet_sampling as ts
 from layers.triplet_pairs import triplet_pairs_forward
@@ -149,65 +149,22 @@ def test_triplet_epochs_resume_matches():
 # --- the LMDB triplet feeder ----------------------------------------------
 
 
-def _standin_reader():
-    """A minimal reader of the reid-lmdb/1 layout (ifaces item 2), used only
-    when data_prep/lmdb_builder.py is not in this checkout yet."""
-    import lmdb
-    from caffe.proto import caffe_pb2
-
-    mod = types.ModuleType("data_prep.lmdb_builder")
-
-    def read_index(d):
-        with open(os.path.join(d, "index.json")) as f:
-            return json.load(f)
-
-    class LmdbImages:
-        def __init__(self, d):
-            self.env = lmdb.open(d, readonly=True, lock=False)
-            self.n = read_index(d)["count"]
-
-        def __len__(self):
-            return self.n
-
-        def get(self, i):
-            with self.env.begin() as txn:
-                datum = caffe_pb2.Datum()
-                datum.ParseFromString(txn.get(b"%08d" % i))
-            return caffe.io.datum_to_array(datum).astype(np.uint8)
-
-        def get_many(self, idx):
-            return np.stack([self.get(int(i)) for i in idx])
-
-        def close(self):
-            self.env.close()
-
-    mod.read_index, mod.LmdbImages = read_index, LmdbImages
-    return mod
-
-
 @pytest.fixture
-def tiny_lmdb(tmp_path, monkeypatch):
-    """PIDS/CAMS images, 16×8, pixel value = image index (identifiable)."""
-    import lmdb
-    try:
-        import data_prep.lmdb_builder  # noqa: F401
-    except ImportError:
-        monkeypatch.setitem(sys.modules, "data_prep.lmdb_builder", _standin_reader())
-    d = tmp_path / "train.lmdb"
-    env = lmdb.open(str(d), map_size=1 << 24)
-    with env.begin(write=True) as txn:
-        for i in range(len(PIDS)):
-            img = np.full((3, 16, 8), i * 10, np.uint8)
-            img[0, :, :4] = 255  # left half marker: shows mirroring
-            txn.put(b"%08d" % i, caffe.io.array_to_datum(img, int(PIDS[i])).SerializeToString())
-    env.close()
-    index = {"format": "reid-lmdb/1", "count": len(PIDS), "height": 16, "width": 8,
-             "dataset": "toy", "split": None, "trial": 0, "subset": "train",
-             "label": PIDS.tolist(), "pid": PIDS.tolist(), "cam": CAMS.tolist(),
-             "source": ["%d.png" % i for i in range(len(PIDS))], "augment": 0}
-    with open(d / "index.json", "w") as f:
-        json.dump(index, f)
-    return str(d)
+def tiny_lmdb(tmp_path):
+    """PIDS/CAMS images, 16×8, pixel value = image index (identifiable),
+    written by the project's own LMDB builder so the layers read it through
+    the real reader."""
+    images = []
+    for i, (pid, cam) in enumerate(zip(PIDS.tolist(), CAMS.tolist())):
+        rgb = np.full((16, 8, 3), i * 10, np.uint8)
+        rgb[:, :4, 2] = 255  # blue (BGR channel 0), left half: shows mirroring
+        Image.fromarray(rgb).save(str(tmp_path / ("%d.png" % i)))
+        images.append({"path": "%d.png" % i, "pid": pid, "cam": cam, "set": "train"})
+    labels = [sorted(set(PIDS.tolist())).index(p) for p in PIDS.tolist()]
+    split = validate_split({"format": "reid-split/1", "dataset": "toy", "root": str(tmp_path),
+                            "images": images, "trials": [{"name": "t0", "train": list(range(len(PIDS))),
+                                                          "train_labels": labels}]})
+    return build_lmdb(split, str(tmp_path / "train.lmdb"), 16, 8, verbose=False)
 
 
 def _data_net(params, ntop, layer="TripletData"):
