@@ -5,20 +5,27 @@ import os
 import pkgutil
 import sys
 
+from common import cli
 
-def main(argv):
+
+def main(argv=None):
     here = os.path.dirname(os.path.abspath(__file__))
     names = [m.name for m in pkgutil.iter_modules([here]) if m.name.startswith("bench_")]
-    wanted = [a if a.startswith("bench_") else "bench_" + a for a in argv]
+    ap = cli.ArgumentParser(prog="python -m bench", description=__doc__.split(":", 1)[1].strip())
+    ap.add_argument("names", nargs="*", metavar="NAME", help="benchmarks (default: all)")
+    args = ap.parse_args(argv)
+    wanted = [a if a.startswith("bench_") else "bench_" + a for a in args.names]
     unknown = sorted(set(wanted) - set(names))
     if unknown:
-        sys.exit("bench: unknown benchmark(s) %s; known: %s" % (", ".join(unknown), ", ".join(sorted(names))))
+        raise ValueError("unknown benchmark(s) %s; known: %s"
+                         % (", ".join(unknown), ", ".join(sorted(names))))
     for name in sorted(wanted or names):
         module = importlib.import_module("bench." + name)
         print("== %s: %s" % (name, (module.__doc__ or "").strip().splitlines()[0]), flush=True)
         for result in module.run():
             print("  " + result.line(), flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(cli.run(main))

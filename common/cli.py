@@ -40,6 +40,27 @@ _INPUT_ERRORS = (ValueError, LookupError, FileNotFoundError, FileExistsError, No
                  IsADirectoryError, PermissionError)
 
 
+def _number(convert, what, ok):
+    def check(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError("expected %s, got %r" % (what, text)) from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError("expected %s, got %r" % (what, text))
+        return value
+    check.__name__ = what  # argparse names the type in its own messages
+    return check
+
+
+# argparse `type=` checkers: a count or scale out of range is refused naming
+# the option (argparse prefixes "argument --NAME: "), never clamped or
+# replaced by a default (issue 12 §3).
+positive_int = _number(int, "a positive integer", lambda v: v > 0)
+nonnegative_int = _number(int, "an integer >= 0", lambda v: v >= 0)
+positive_float = _number(float, "a positive number", lambda v: v > 0 and v != float("inf"))
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse with the convention's last line (`error: …`, exit 2) and a
     `--debug` flag that `run` reads."""

@@ -1,5 +1,6 @@
 """Reports (issue 6): the papers' tables as data, results.json / Markdown /
 CMC PNG, and `python -m tools.evaluate` end to end on a features file."""
+import hashlib
 import json
 import os
 
@@ -14,7 +15,7 @@ from tools.evaluation.distance import euclidean
 from tools.evaluation.market import evaluate_market
 from tools.evaluation.multi_query import pool_features
 from tools.evaluation.report import markdown, summary, write_report
-from tools.extract_features import save_features
+from tools.extract_features import ExtractError, save_features
 
 
 def test_paper_tables_are_complete_and_looked_up_by_row():
@@ -67,7 +68,7 @@ def test_write_report_files(tmp_path):
     first = doc["results"][0]
     assert first["summary"]["r1"] == pytest.approx(60.0) and first["mAP"] == 0.5
     assert first["paper"]["values"] == {"r1": 83.7, "mAP": 65.5}
-    assert open(paths["results.md"]).read() == markdown(_rows(), "demo")
+    assert open(paths["results.md"]).read() == markdown(_rows(), "demo", doc["provenance"])
     with Image.open(paths["cmc.png"]) as im:
         assert im.format == "PNG" and im.size == (600, 450)
     assert sorted(os.listdir(tmp_path / "rep")) == ["cmc.png", "results.json", "results.md"]
@@ -148,6 +149,69 @@ def test_evaluate_command_averages_trials_and_takes_score_matrices(tmp_path):
     evaluate.main(["--matrix", scores, "--similarity", "--protocol", "single-shot", "--out", out2,
                    "--repeats", "3"])
     assert json.load(open(os.path.join(out2, "results.json")))["results"][0]["cmc"] == row["cmc"]
-    with pytest.raises(SystemExit, match="no row 'Nobody'"):
-        evaluate.main(["--matrix", scores, "--protocol", "single-shot", "--out", out2,
-                       "--paper", "mtdnet:table1:Nobody:cuhk03"])
+    # A library call (tools/experiment.py's) raises; only the entry point exits.
+    with pytest.raises(KeyError, match="no row 'Nobody'"):
+        evaluate.run(["--matrix", scores, "--protocol", "single-shot", "--out", out2,
+                      "--paper", "mtdnet:table1:Nobody:cuhk03"])
+
+
+def test_evaluate_records_its_command_options_and_split(tmp_path):
+    path, split, feats, query, gallery, pools = _market_fixture(tmp_path)
+    argv = ["--features", path, "--protocol", "market", "--seed", "3", "--out", str(tmp_path / "r")]
+    paths = evaluate.run(argv)
+    with open(paths["results.json"]) as f:
+        doc = json.load(f)["provenance"]
+    assert doc["command"]["module"] == "tools.evaluate" and doc["command"]["argv"] == argv
+    assert doc["options"]["seed"] == 3 and doc["options"]["protocol"] == "market"
+    assert doc["options"]["features"] == [path] and "step" not in doc
+    split_path = str(tmp_path / "split.json")  # the features' own split (their meta)
+    with open(split_path, "rb") as f:
+        assert doc["splits"] == {split_path: hashlib.sha1(f.read()).hexdigest()}
+    assert "Made by: `" in open(paths["results.md"]).read()
+
+
+def test_no_valid_query_is_a_warning_not_zero(tmp_path, capsys):
+    """Queries none of which has a match in the gallery: the report says so
+    (and stderr), instead of a measured-looking 0.00."""
+    empty = {"features": np.zeros((2, 3), np.float32), "pids": np.array([7, 8]),
+             "cams": np.array([1, 1]), "index": np.array([0, 1])}
+    gallery = {"features": np.ones((3, 3), np.float32), "pids": np.array([1, 2, 7]),
+               "cams": np.array([2, 2, 1]), "index": np.array([2, 3, 4])}  # 7 only in its own camera
+    path = str(tmp_path / "f.npz")
+    save_features(path, {"query": empty, "gallery": gallery}, {})
+    for protocol in ("market", "single-shot"):
+        out = str(tmp_path / protocol)
+        evaluate.run(["--features", path, "--protocol", protocol, "--out", out, "--repeats", "2"])
+        err = capsys.readouterr().err
+        assert "warning: single %s: no valid query (none of the 2 queries" % (
+            "query" if protocol == "market" else "shot") in err
+        md = open(os.path.join(out, "results.md")).read()
+        row = next(l for l in md.splitlines() if l.startswith("| single"))
+        assert "0.00" not in row and row.count("–") == 5
+        assert "Warning: single" in md
+        (res,) = json.load(open(os.path.join(out, "results.json")))["results"]
+        assert res["num_valid"] == 0 and "no valid query" in res["warning"]
+        assert all(v is None for v in res["summary"].values())
+    # Two trials, one without a valid query: numbers shown, with the warning.
+    ok = str(tmp_path / "ok.npz")
+    save_features(ok, {"query": dict(empty, pids=np.array([1, 2])), "gallery": gallery}, {})
+    out = str(tmp_path / "two")
+    evaluate.run(["--features", ok, path, "--protocol", "market", "--out", out])
+    assert "trial(s) 1 had no valid query" in capsys.readouterr().err
+    (res,) = json.load(open(os.path.join(out, "results.json")))["results"]
+    assert res["summary"]["r1"] is not None and "trial(s) 1" in res["warning"]
+
+
+def test_evaluate_refuses_an_npy_and_an_out_that_is_a_file(tmp_path):
+    npy = str(tmp_path / "f.npy")
+    np.save(npy, np.zeros((2, 2)))
+    with pytest.raises(ExtractError, match="f.npy: a single array"):
+        evaluate.run(["--features", npy, "--protocol", "market", "--out", str(tmp_path / "r")])
+    with pytest.raises(ValueError, match="f.npy: a single array"):
+        evaluate.run(["--matrix", npy, "--protocol", "market", "--out", str(tmp_path / "r")])
+    path = _market_fixture(tmp_path)[0]
+    taken = tmp_path / "taken"
+    taken.write_text("mine\n")
+    with pytest.raises(NotADirectoryError, match="taken is an existing file"):
+        evaluate.run(["--features", path, "--protocol", "market", "--out", str(taken)])
+    assert taken.read_text() == "mine\n"

@@ -8,6 +8,8 @@ import os
 
 import pytest
 
+from common import cli
+from common.provenance import sha1_of
 from tools import reproduce
 from tools.evaluation import papers
 
@@ -48,9 +50,10 @@ def test_list_shows_paper_numbers(capsys):
     assert "mtdnet viper cross" in out
 
 
-def test_unknown_experiment_is_one_line():
-    with pytest.raises(SystemExit, match="unknown experiment 'geng16 table8 market'; did you mean"):
-        reproduce.main(["geng16", "table8", "market"])
+def test_unknown_experiment_is_one_line(capsys):
+    assert cli.run(reproduce.main, ["geng16", "table8", "market"]) == cli.BAD_INPUT
+    assert capsys.readouterr().err.startswith(
+        "error: unknown experiment 'geng16 table8 market'; did you mean")
 
 
 def test_experiment_runs_end_to_end_and_resumes(tmp_path, capsys):
@@ -69,11 +72,23 @@ def test_experiment_runs_end_to_end_and_resumes(tmp_path, capsys):
     final = tmp_path / "run" / "market1501_t0" / "step2" / "final.caffemodel"
     with open(tmp_path / "run" / "market1501_t0" / "step2" / "state.json") as f:
         assert json.load(f)["iter"] == 6  # 150K × 0.00004
+    # The report says what made it: this command, its options, the split's
+    # checksum, the iterations each stage trained (issue 12 §6).
+    with open(tmp_path / "run" / "report" / "results.json") as f:
+        prov = json.load(f)["provenance"]
+    assert prov["command"]["module"] == "tools.reproduce" and prov["command"]["argv"] == argv
+    assert prov["options"]["scale"] == 0.00004 and prov["options"]["k"] == 2
+    assert prov["options"]["experiment"] == "geng16 table8 market dgdnet sid_pv scratch"
+    assert prov["step"]["command"]["module"] == "tools.evaluate"
+    split = str(tmp_path / "run" / "data" / "market1501_std.json")
+    assert prov["splits"][split] == sha1_of(split)
+    assert prov["stage_iterations"]["market1501_t0/step2"] == 6
+    assert "Made by: `cd " in open(tmp_path / "run" / "report" / "results.md").read()
     stamp = os.stat(final).st_mtime_ns
     assert reproduce.main(argv) == 0  # everything is done: nothing reruns
     assert os.stat(final).st_mtime_ns == stamp
     assert "82.70" in capsys.readouterr().out
     other = ["geng16", "table8", "market", "dgdnet", "sid", "scratch"] + argv[6:]
-    with pytest.raises(SystemExit, match="holds experiment 'geng16 table8 market dgdnet sid_pv "
+    with pytest.raises(ValueError, match="holds experiment 'geng16 table8 market dgdnet sid_pv "
                                          "scratch', not 'geng16 table8 market dgdnet sid scratch'"):
         reproduce.main(other)

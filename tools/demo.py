@@ -20,13 +20,14 @@ resumes an interrupted stage. Sizes and iteration counts are the demo's own
 from the papers'. The networks, layers, losses and schedules' shapes are
 the papers'.
 """
-import argparse
 import json
 import os
+import sys
 import time
 
 import numpy as np
 
+from common import cli, provenance
 from common.config import RUNS_ROOT
 from tools import experiment as ex
 from tools.evaluation.report import write_report
@@ -83,6 +84,15 @@ def _rows(report_dir, label):
     return rows
 
 
+def settings():
+    """The demo's own sizes, schedules and seed: the options its report records."""
+    return {"source": SOURCE, "target": TARGET, "base": BASE, "input": INPUT, "lmdb_size": LMDB_SIZE,
+            "k": K, "seed": SEED, "iterations": {"pretrain": PRETRAIN_ITERS,
+                                                 "finetune": FINETUNE_ITERS, "mtdnet": MTDNET_ITERS},
+            "base_lr": {"pretrain": PRETRAIN_LR, "finetune": FINETUNE_LR, "mtdnet": MTDNET_LR},
+            "mtdnet": {"size": MTDNET_SIZE, "batch": MTDNET_BATCH, "passes": MTDNET_PASSES}}
+
+
 def data(ctx):
     """(source split, target split) of the two synthetic sets."""
     source = ex.split(ctx, "synthetic", root=ctx.path("synthetic", "source"), name="source",
@@ -132,10 +142,9 @@ def run(run_dir, progress=True):
     rows = (_rows(before, "Geng16 source model only") + _rows(after, "Geng16 DGDNet two-stepped")
             + _rows(cir, "MTDnet CIR") + _rows(trp, "MTDnet-trp"))
     chance = chance_rank1(ctx.path("eval_geng16.t0.features.npz"))
-    meta = {"chance_rank1": chance, "source": SOURCE, "target": TARGET, "k": K,
-            "iterations": {"pretrain": PRETRAIN_ITERS, "finetune": FINETUNE_ITERS,
-                           "mtdnet": MTDNET_ITERS}}
-    paths = write_report(ctx.path("report"), rows, "Demo: synthetic Market-layout target", meta)
+    meta = {"chance_rank1": chance, "settings": settings()}
+    paths = write_report(ctx.path("report"), rows, "Demo: synthetic Market-layout target", meta,
+                         provenance.gather(run_dir=run_dir))
     rank1 = next(r["cmc"][0] for r in rows if r["name"] == "Geng16 DGDNet two-stepped, single query")
     _show(paths, start, [
         "Chance rank-1 (random ranking, Market rule): %.2f%%. Geng16 rank-1: %.2f%% = %.1f x chance."
@@ -173,15 +182,22 @@ def _show(paths, start, notes=()):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--run-dir", default=os.path.join(RUNS_ROOT, "demo"))
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--unsupervised", action="store_true",
                     help="instead: Geng16's unsupervised transfer (Tables 7, 9) on the synthetic "
                          "target, every model side by side")
     args = ap.parse_args(argv)
-    (unsupervised if args.unsupervised else run)(args.run_dir, progress=not args.no_progress)
+    run_dir = os.path.abspath(args.run_dir)
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise NotADirectoryError("--run-dir %s is an existing file; give a folder" % run_dir)
+    options = dict(vars(args), run_dir=run_dir, **settings())
+    del options["debug"]
+    with provenance.invocation("tools.demo", argv, options, run_dir):
+        (unsupervised if args.unsupervised else run)(run_dir, progress=not args.no_progress)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))

@@ -8,14 +8,14 @@ docs/diagrams/<family>/<name>.png; a family listed in SELECTED draws only
 the nets named there (Geng16's variants differ from its main net in their
 heads only, and a GoogLeNet diagram is several megabytes).
 """
-import argparse
 import glob
 import os
 import shutil
+import sys
 
 from google.protobuf import text_format
 
-from common import caffe_env  # noqa: F401  (glog settings before caffe)
+from common import caffe_env, cli  # noqa: F401  (caffe_env: glog settings before caffe)
 from common.atomic import atomic_path
 from common.config import ROOT
 import caffe.draw
@@ -29,6 +29,11 @@ OUT = os.path.join(ROOT, "docs", "diagrams")
 
 def net_files(families=None):
     """(family, path) of every net definition (not solver) under prototxt/."""
+    known = sorted(d for d in os.listdir(PROTOTXT) if os.path.isdir(os.path.join(PROTOTXT, d)))
+    unknown = sorted(set(families or ()) - set(known))
+    if unknown:  # drawing nothing would look like success
+        raise ValueError("no net family %s under %s; known: %s"
+                         % (", ".join(unknown), PROTOTXT, ", ".join(known)))
     found = []
     for path in sorted(glob.glob(os.path.join(PROTOTXT, "*", "*.prototxt"))):
         family = os.path.basename(os.path.dirname(path))
@@ -54,7 +59,7 @@ def draw(path, out_png, rankdir="LR"):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("families", nargs="*", help="prototxt/ subfolders (default: all)")
     ap.add_argument("--out", default=OUT)
     args = ap.parse_args(argv)
@@ -62,7 +67,8 @@ def main(argv=None):
         out = os.path.join(args.out, family, os.path.basename(path)[:-len(".prototxt")] + ".png")
         draw(path, out)
         print(os.path.relpath(out, ROOT))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))

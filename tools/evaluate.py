@@ -17,25 +17,39 @@ paper's numbers of that table row beside ours; for a table with settings
 (e.g. Geng16 Table 2's single/multi query) the setting follows each result
 row unless given.
 
-Writes DIR/results.json, DIR/results.md, DIR/cmc.png.
+Writes DIR/results.json, DIR/results.md, DIR/cmc.png, with where the
+numbers came from (common.provenance). A result without a single valid
+query (no query has a match in the gallery) is reported as a warning, on
+stderr and in the report, not as 0.00.
 """
-import argparse
+import json
 import os
 import sys
 
 import numpy as np
 
+from common import cli
+from common import provenance
 from data_prep.split_format import load_split
 from tools.evaluation import papers
 from tools.evaluation.cmc import REPEATS, single_shot_cmc
 from tools.evaluation.distance import euclidean
 from tools.evaluation.market import AP_RULES, evaluate_market
 from tools.evaluation.multi_query import POOLING, pool_features
-from tools.evaluation.report import write_report
+from tools.evaluation.report import warning, write_report
 from tools.evaluation.trials import aggregate
 from tools.extract_features import load_features
 
 PROTOCOLS = ("market", "single-shot")
+MATRIX_KEYS = ("q_pids", "q_cams", "g_pids", "g_cams")
+
+
+def valid_single_shot(q_pids, q_cams, g_pids, g_cams):
+    """How many queries have a gallery image of their identity from another
+    camera (the only ones a single-shot draw can match)."""
+    q_pids, q_cams = np.asarray(q_pids).reshape(-1), np.asarray(q_cams).reshape(-1)
+    g_pids, g_cams = np.asarray(g_pids).reshape(-1), np.asarray(g_cams).reshape(-1)
+    return int(sum(np.any((g_pids == p) & (g_cams != c)) for p, c in zip(q_pids, q_cams)))
 
 
 def evaluate_matrix(matrix, q_pids, q_cams, g_pids, g_cams, protocol, similarity=False,
@@ -47,7 +61,9 @@ def evaluate_matrix(matrix, q_pids, q_cams, g_pids, g_cams, protocol, similarity
                 "num_valid": res["num_valid"]}
     if protocol == "single-shot":
         return {"cmc": single_shot_cmc(matrix, q_pids, q_cams, g_pids, g_cams, repeats=repeats,
-                                       seed=seed, similarity=similarity), "mAP": None}
+                                       seed=seed, similarity=similarity), "mAP": None,
+                "num_queries": int(np.size(q_pids)),
+                "num_valid": valid_single_shot(q_pids, q_cams, g_pids, g_cams)}
     raise ValueError("protocol must be one of %s, got %r" % (PROTOCOLS, protocol))
 
 
@@ -88,7 +104,9 @@ def _paper(spec, setting):
 
 
 def result_rows(per_trial, paper=None):
-    """Report rows from [{setting: result}] (one dict per trial)."""
+    """Report rows from [{setting: result}] (one dict per trial). A row whose
+    every trial had no valid query carries num_valid 0 (the report shows no
+    numbers for it); one where only some trials had none, a warning."""
     rows = []
     for setting in per_trial[0]:
         agg = aggregate([t[setting] for t in per_trial])
@@ -99,12 +117,19 @@ def result_rows(per_trial, paper=None):
         for key in ("num_queries", "num_valid"):
             if len(per_trial) == 1 and key in per_trial[0][setting]:
                 row[key] = per_trial[0][setting][key]
+        empty = [n for n, t in enumerate(per_trial) if t[setting].get("num_valid") == 0]
+        if len(per_trial) > 1 and len(empty) == len(per_trial):
+            row["num_valid"] = 0
+        elif len(per_trial) > 1 and empty:
+            row["warning"] = ("%s: trial(s) %s had no valid query (no query has a match in the "
+                              "gallery) and count as 0 in the mean"
+                              % (row["name"], ", ".join(map(str, empty))))
         rows.append(row)
     return rows
 
 
 def build_parser():
-    ap = argparse.ArgumentParser(description="CMC / mAP of extracted features, with a report")
+    ap = cli.ArgumentParser(description="CMC / mAP of extracted features, with a report")
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--features", nargs="+", help="features .npz (one per trial)")
     src.add_argument("--matrix", help=".npz with a queries × gallery matrix and q/g pids and cams")
@@ -115,46 +140,83 @@ def build_parser():
     ap.add_argument("--paper", help="paper:table:row[:setting], e.g. geng16:table2:Ours")
     ap.add_argument("--ap", default="trapezoid", choices=AP_RULES, help="AP rule (official: trapezoid)")
     ap.add_argument("--mq-pooling", default="mean", choices=POOLING)
-    ap.add_argument("--repeats", type=int, default=REPEATS, help="single-shot gallery draws")
+    ap.add_argument("--repeats", type=cli.positive_int, default=REPEATS,
+                    help="single-shot gallery draws")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--title", help="report title")
     ap.add_argument("--out", required=True, help="report directory")
     return ap
 
 
+def load_matrix(path, key):
+    """(matrix, q_pids, q_cams, g_pids, g_cams) of a --matrix .npz."""
+    try:
+        z = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise FileNotFoundError("score matrix file not found: %s" % path) from None
+    except (ValueError, OSError) as err:
+        raise ValueError("%s: not a score matrix .npz (%s)" % (path, cli.message(err))) from None
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise ValueError("%s: a single array (.npy); --matrix takes an .npz holding '%s' and %s"
+                         % (path, key, ", ".join(MATRIX_KEYS)))
+    with z:
+        missing = [k for k in (key,) + MATRIX_KEYS if k not in z.files]
+        if missing:
+            raise ValueError("%s: no key '%s'; keys: %s" % (path, missing[0], ", ".join(z.files)))
+        return tuple(z[k] for k in (key,) + MATRIX_KEYS)
+
+
+def _split_files(args):
+    """The split files the evaluation read: --split, else each features
+    file's own (its meta)."""
+    if args.split:
+        return [args.split]
+    found = []
+    for path in args.features or []:
+        with np.load(path, allow_pickle=False) as z:
+            split = json.loads(str(z["meta"])).get("split")
+        if split and split not in found:
+            found.append(split)
+    return found
+
+
 def run(argv):
     """Evaluate and write the report; returns write_report's paths. Bad
-    input exits with one line."""
+    input raises, naming the file or option; a result without a valid query
+    is warned about on stderr (and in the report)."""
+    own = provenance.step("tools.evaluate", argv)
     args = build_parser().parse_args(argv)
-    try:
-        first = "single_query" if args.protocol == "market" else "single_shot"
-        _paper(args.paper, first)  # a bad spec fails before the work
-        if args.matrix:
-            with np.load(args.matrix, allow_pickle=False) as z:
-                if args.key not in z:
-                    raise ValueError("%s: no key '%s'; keys: %s" % (args.matrix, args.key, ", ".join(z.files)))
-                res = evaluate_matrix(z[args.key], z["q_pids"], z["q_cams"], z["g_pids"], z["g_cams"],
-                                      args.protocol, args.similarity, args.ap, args.repeats, args.seed)
-            per_trial = [{first: res}]
-            sources = [args.matrix]
-        else:
-            split = load_split(args.split) if args.split else None
-            per_trial = [evaluate_features(p, args.protocol, split, args.ap, args.mq_pooling,
-                                           args.repeats, args.seed) for p in args.features]
-            sources = args.features
-        rows = result_rows(per_trial, args.paper)
-    except (ValueError, KeyError, FileNotFoundError) as err:
-        sys.exit("error: %s" % (err.args[0] if isinstance(err, KeyError) else err))
+    own["options"] = {k: v for k, v in vars(args).items() if k != "debug"}
+    first = "single_query" if args.protocol == "market" else "single_shot"
+    _paper(args.paper, first)  # a bad spec fails before the work
+    if args.matrix:
+        res = evaluate_matrix(*load_matrix(args.matrix, args.key), protocol=args.protocol,
+                              similarity=args.similarity, ap=args.ap, repeats=args.repeats,
+                              seed=args.seed)
+        per_trial = [{first: res}]
+        sources = [args.matrix]
+    else:
+        split = load_split(args.split) if args.split else None
+        per_trial = [evaluate_features(p, args.protocol, split, args.ap, args.mq_pooling,
+                                       args.repeats, args.seed) for p in args.features]
+        sources = args.features
+    rows = result_rows(per_trial, args.paper)
+    for row in rows:
+        if warning(row):
+            sys.stderr.write("warning: %s\n" % warning(row))
     title = args.title or "%s evaluation of %s" % (args.protocol, os.path.basename(sources[0]))
     meta = {"sources": [os.path.abspath(s) for s in sources], "protocol": args.protocol, "ap": args.ap,
-            "mq_pooling": args.mq_pooling, "repeats": args.repeats, "seed": args.seed}
-    return write_report(args.out, rows, title, meta)
+            "mq_pooling": args.mq_pooling, "repeats": args.repeats, "seed": args.seed,
+            "source_sha1": provenance.split_checksums(sources)}
+    return write_report(args.out, rows, title, meta,
+                        provenance.gather(own, splits=_split_files(args)))
 
 
 def main(argv=None):
     with open(run(argv)["results.md"]) as f:
         print(f.read())
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))

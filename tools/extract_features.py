@@ -19,7 +19,6 @@ The weights are checked against the net before Caffe sees them: a layer
 whose blobs differ in number or shape, or a parametrised layer the weights
 lack, stops with one line naming the layer.
 """
-import argparse
 import json
 import os
 import sys
@@ -27,7 +26,7 @@ import sys
 import numpy as np
 from tqdm import tqdm
 
-from common import caffe_env
+from common import caffe_env, cli
 from common.atomic import atomic_path
 from common.config import MEAN_BGR
 import caffe
@@ -149,16 +148,24 @@ def load_features(path):
     """({subset: {"features", "pids", "cams", "index"}}, meta) of an .npz
     written by this tool."""
     try:
-        with np.load(path, allow_pickle=False) as z:
+        z = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise ExtractError("features file not found: %s" % path) from None
+    except (ValueError, OSError) as err:  # not NumPy's format, a folder, unreadable
+        raise ExtractError("%s: not a features file of tools.extract_features (%s)"
+                           % (path, cli.message(err))) from None
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise ExtractError("%s: a single array (.npy), not a features file of "
+                           "tools.extract_features (an .npz with subsets and meta)" % path)
+    try:
+        with z:
             names = [str(s) for s in z["subsets"]]
             meta = json.loads(str(z["meta"]))
             subsets = {s: {k: z["%s_%s" % (s, k)] for k in ("features", "pids", "cams", "index")}
                        for s in names}
-    except FileNotFoundError:
-        raise ExtractError("features file not found: %s" % path) from None
     except KeyError as err:
         raise ExtractError("%s: not a features file of tools.extract_features (missing %s)"
-                           % (path, err)) from None
+                           % (path, cli.message(err))) from None
     return subsets, meta
 
 
@@ -191,27 +198,25 @@ def run(args):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="extract features of a split's images with a deploy net")
+    ap = cli.ArgumentParser(description="extract features of a split's images with a deploy net")
     ap.add_argument("--deploy", required=True, help="deploy prototxt (one Input)")
     ap.add_argument("--weights", required=True, help=".caffemodel")
     ap.add_argument("--split", required=True, help="canonical split JSON")
-    ap.add_argument("--trial", type=int, default=0)
+    ap.add_argument("--trial", type=cli.nonnegative_int, default=0)
     ap.add_argument("--subsets", nargs="+", default=["query", "gallery"], choices=SUBSETS)
     ap.add_argument("--blob", default="pool5/7x7_s1", help="feature blob (default: Geng16's)")
     ap.add_argument("--out", required=True, help="features .npz")
     ap.add_argument("--flip", action="store_true", help="average with the horizontally flipped image")
-    ap.add_argument("--batch", type=int, default=BATCH)
-    ap.add_argument("--height", type=int, help="resize height (default: the net's input)")
-    ap.add_argument("--width", type=int, help="resize width (default: the net's input)")
+    ap.add_argument("--batch", type=cli.positive_int, default=BATCH)
+    ap.add_argument("--height", type=cli.positive_int, help="resize height (default: the net's input)")
+    ap.add_argument("--width", type=cli.positive_int, help="resize width (default: the net's input)")
     ap.add_argument("--no-mean", action="store_true", help="no mean subtraction (MTDnet's code)")
-    ap.add_argument("--gpu", type=int, default=None)
+    ap.add_argument("--gpu", type=cli.nonnegative_int, default=None)
     args = ap.parse_args(argv)
-    try:
-        run(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
-        sys.exit("error: %s" % err)
+    run(args)
     print("wrote %s" % args.out)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))

@@ -7,6 +7,8 @@ machine without cuobjdump.
 import struct
 import sys
 
+from common import cli
+
 FATBIN_MAGIC = 0xBA55ED50
 KIND_PTX = 1
 
@@ -31,8 +33,10 @@ def fatbin_archs(data):
         pos = max(end, pos + 4)
 
 
-def main(argv):
-    for path in argv:
+def main(argv=None):
+    ap = cli.ArgumentParser(description="GPU architectures compiled into CUDA shared libraries")
+    ap.add_argument("paths", nargs="+", metavar="LIBRARY")
+    for path in ap.parse_args(argv).paths:
         with open(path, "rb") as f:
             archs = fatbin_archs(f.read())
         print("%s: %s" % (path, ", ".join(sorted(archs)) or "no device code"))
@@ -42,4 +46,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(cli.run(main))

@@ -7,7 +7,6 @@ them atomically into common.config.WEIGHTS_ROOT:
 
 Without network: one message naming the URL and the path to put the file at.
 """
-import argparse
 import hashlib
 import os
 import sys
@@ -16,7 +15,7 @@ import urllib.request
 
 from tqdm import tqdm
 
-from common import caffe_env
+from common import caffe_env, cli
 from common.atomic import atomic_path
 from common.config import WEIGHTS_ROOT
 
@@ -60,6 +59,9 @@ def sha1_of(path):
 def fetch(name, dest_dir=WEIGHTS_ROOT, models_dir=None, opener=urllib.request.urlopen):
     """Path of `name`'s verified .caffemodel under `dest_dir`, downloaded
     unless a file with the right SHA1 is already there."""
+    if os.path.exists(dest_dir) and not os.path.isdir(dest_dir):
+        # before a download of hundreds of megabytes that could not be written
+        raise NotADirectoryError("weights folder %s is an existing file; give a folder" % dest_dir)
     meta = read_readme(name, models_dir)
     url, sha1 = meta["caffemodel_url"], meta["sha1"].lower()
     dest = os.path.join(dest_dir, meta["caffemodel"])
@@ -87,7 +89,7 @@ def fetch(name, dest_dir=WEIGHTS_ROOT, models_dir=None, opener=urllib.request.ur
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="download and verify Caffe's ImageNet models")
+    ap = cli.ArgumentParser(description="download and verify Caffe's ImageNet models")
     ap.add_argument("names", nargs="*", metavar="NAME",
                     help="one or more of %s (default bvlc_googlenet)" % ", ".join(MODELS))
     ap.add_argument("--dest", default=WEIGHTS_ROOT)
@@ -96,12 +98,10 @@ def main(argv=None):
     unknown = sorted(set(args.names) - set(MODELS))
     if unknown:
         ap.error("unknown model(s) %s; known: %s" % (", ".join(unknown), ", ".join(MODELS)))
-    try:
-        for name in args.names:
-            print(fetch(name, args.dest))
-    except (RuntimeError, ValueError, FileNotFoundError) as err:
-        sys.exit("fetch_weights: %s" % err)
+    for name in args.names:
+        print(fetch(name, args.dest))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))

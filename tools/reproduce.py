@@ -23,8 +23,9 @@ averaged (the papers: all 10 of the small sets, 20 of CUHK03).
 import argparse
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
+from common import cli, provenance
 from common.atomic import write_text
 from common.config import WEIGHTS_ROOT
 from data_prep.augment import COPIES
@@ -315,20 +316,24 @@ def claim_run_dir(run_dir, key):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.ArgumentParser(description=__doc__.split("\n\n")[0],
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("experiment", nargs="*", help="e.g. geng16 table2, or mtdnet cuhk01 cross")
     ap.add_argument("--list", action="store_true", help="every experiment with the paper's numbers")
     ap.add_argument("--data-root", default=ex.DATA_ROOT)
     ap.add_argument("--run-dir", help="default runs/<experiment>")
-    ap.add_argument("--scale", type=float, default=1.0, help="iteration scale (1 = the paper's)")
-    ap.add_argument("--trials", type=int, default=1, help="random splits trained and averaged")
+    ap.add_argument("--scale", type=cli.positive_float, default=1.0,
+                    help="iteration scale (1 = the paper's)")
+    ap.add_argument("--trials", type=cli.positive_int, default=1,
+                    help="random splits trained and averaged")
     ap.add_argument("--imagenet", help="ImageNet weights of the base (default: fetch bvlc_googlenet)")
     ap.add_argument("--caffenet", help="bvlc_reference_caffenet weights (default: fetch)")
-    ap.add_argument("--augment", type=int, default=COPIES, help="augmented copies per training image")
-    ap.add_argument("--k", type=int, help="identities per Geng16 batch (default: the paper's 32)")
-    ap.add_argument("--snapshot-every", type=int, default=1000)
-    ap.add_argument("--gpu", type=int)
+    ap.add_argument("--augment", type=cli.nonnegative_int, default=COPIES,
+                    help="augmented copies per training image")
+    ap.add_argument("--k", type=cli.positive_int,
+                    help="identities per Geng16 batch (default: the paper's 32)")
+    ap.add_argument("--snapshot-every", type=cli.positive_int, default=1000)
+    ap.add_argument("--gpu", type=cli.nonnegative_int)
     ap.add_argument("--seed", type=int)
     args = ap.parse_args(argv)
     known = experiments()
@@ -338,16 +343,18 @@ def main(argv=None):
     key = " ".join(args.experiment)
     if key not in known:
         near = [k for k in known if k.startswith(key)]
-        sys.exit("error: unknown experiment %r; %s" % (
+        raise ValueError("unknown experiment %r; %s" % (
             key, "did you mean: " + ", ".join(near) if near else "see --list"))
     ctx = ex.Context(args.run_dir or ex.default_run_dir(key), os.path.abspath(args.data_root),
                      args.scale, args.gpu, args.seed, snapshot_every=args.snapshot_every, k=args.k)
     opts = Options(args.trials, args.imagenet, args.caffenet, args.augment)
-    try:
+    # The reports written during the run record this command and its options.
+    options = dict(vars(args), experiment=key, run_dir=ctx.run_dir, data_root=ctx.data_root,
+                   **asdict(opts))
+    del options["debug"], options["list"]
+    with provenance.invocation("tools.reproduce", argv, options, ctx.run_dir, args.gpu):
         claim_run_dir(ctx.run_dir, key)
         report = known[key].run(ctx, opts)
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
-        sys.exit("error: %s" % err)
     for path in report if isinstance(report, list) else [report]:
         with open(os.path.join(path, "results.md")) as f:
             print(f.read())
@@ -355,4 +362,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

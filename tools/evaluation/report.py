@@ -5,7 +5,12 @@ whole or not at all (common.atomic).
 
 A result row is a dict: {"name", "cmc" (rates in [0, 1], index r = rank
 r+1), optional "cmc_std", "mAP", "mAP_std", "trials", "paper" (a
-tools.evaluation.papers.lookup dict)}.
+tools.evaluation.papers.lookup dict), "num_queries", "num_valid",
+"warning"}. A row without a single valid query (no query had a match)
+shows no numbers, only its warning: 0.00 would read as a measured result.
+
+Every report ends with where its numbers came from (common.provenance,
+issue 12 §6): results.json holds the whole record, results.md a footer.
 """
 import json
 import os
@@ -13,6 +18,7 @@ import os
 import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no global backend or state
 
+from common import provenance as prov
 from common.atomic import atomic_path, write_text
 
 RANKS = (1, 5, 10, 20)       # the ranks of Geng16 Tables 6 and 9 (MTDnet Table 1: 1, 5, 10)
@@ -22,8 +28,25 @@ SAVED_RANKS = 100   # CMC entries kept in results.json
 PLOT_RANKS = 50
 
 
+def no_valid_query(row):
+    """True when the row was evaluated over queries none of which had a match."""
+    return row.get("num_valid") == 0
+
+
+def warning(row):
+    """The warning text of a row (None when it has none)."""
+    if row.get("warning"):
+        return row["warning"]
+    if no_valid_query(row):
+        return ("%s: no valid query (none of the %s queries has a matching gallery image "
+                "from another camera); no CMC or mAP" % (row["name"], row.get("num_queries", "?")))
+    return None
+
+
 def summary(row):
     """{metric: percent or None} of a result row."""
+    if no_valid_query(row):
+        return {m: None for m in METRICS}
     cmc = np.asarray(row["cmc"], np.float64)
     out = {"r%d" % r: (100.0 * cmc[r - 1] if len(cmc) >= r else None) for r in RANKS}
     out["mAP"] = None if row.get("mAP") is None else 100.0 * row["mAP"]
@@ -51,8 +74,9 @@ def paper_label(paper):
     return "%s %s, %s%s" % (paper["paper"], paper["table"].replace("table", "Table "), paper["row"], setting)
 
 
-def markdown(rows, title):
-    """The Markdown table: one line per result, and under it the paper's line."""
+def markdown(rows, title, provenance=None):
+    """The Markdown table: one line per result, and under it the paper's
+    line; the rows' warnings; the provenance footer when given."""
     lines = ["# %s" % title, "", "| result | " + " | ".join(HEADERS) + " |",
              "| --- |" + " ---: |" * len(HEADERS)]
     for row in rows:
@@ -65,7 +89,11 @@ def markdown(rows, title):
             lines.append("| paper: %s | %s |" % (paper_label(paper), " | ".join(
                 _cell(paper["values"].get(m)) for m in METRICS)))
     lines += ["", "Values in percent; paper rows as published (– : not reported)."]
-    return "\n".join(lines) + "\n"
+    warnings = [w for w in map(warning, rows) if w]
+    if warnings:
+        lines += [""] + ["Warning: %s" % w for w in warnings]
+    text = "\n".join(lines) + "\n"
+    return text + prov.footer(provenance) if provenance else text
 
 
 def plot_cmc(rows, path, title, max_rank=PLOT_RANKS):
@@ -73,6 +101,8 @@ def plot_cmc(rows, path, title, max_rank=PLOT_RANKS):
     fig = Figure(figsize=(6, 4.5))
     ax = fig.subplots()
     for row in rows:
+        if no_valid_query(row):
+            continue  # nothing was measured
         cmc = 100.0 * np.asarray(row["cmc"], np.float64)[:max_rank]
         line, = ax.plot(np.arange(1, len(cmc) + 1), cmc, label=row["name"])
         paper = row.get("paper")
@@ -86,7 +116,8 @@ def plot_cmc(rows, path, title, max_rank=PLOT_RANKS):
     ax.set_title(title)
     ax.set_xlim(1, max_rank)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right", fontsize="small")
+    if ax.get_legend_handles_labels()[0]:  # none when no row has a valid query
+        ax.legend(loc="lower right", fontsize="small")
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
 
@@ -97,20 +128,27 @@ def _jsonable(row):
     for key in ("mAP", "mAP_std", "trials", "paper", "num_queries", "num_valid"):
         if row.get(key) is not None:
             out[key] = row[key]
+    if warning(row):
+        out["warning"] = warning(row)
     if row.get("cmc_std") is not None:
         out["cmc_std"] = [float(v) for v in np.asarray(row["cmc_std"])[:SAVED_RANKS]]
     return out
 
 
-def write_report(out_dir, rows, title, meta=None):
+def write_report(out_dir, rows, title, meta=None, provenance=None):
     """Write results.json, results.md and cmc.png into `out_dir`; returns
-    their paths."""
+    their paths. `provenance`: common.provenance.gather()'s record of what
+    made the numbers (default: gathered now, from the running invocation)."""
     if not rows:
         raise ValueError("write_report: no result rows")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise NotADirectoryError("report folder %s is an existing file; give a folder" % out_dir)
+    provenance = prov.gather() if provenance is None else provenance
     os.makedirs(out_dir, exist_ok=True)
     paths = {name: os.path.join(out_dir, name) for name in ("results.json", "results.md", "cmc.png")}
-    doc = {"title": title, "meta": meta or {}, "results": [_jsonable(r) for r in rows]}
+    doc = {"title": title, "meta": meta or {}, "results": [_jsonable(r) for r in rows],
+           "provenance": provenance}
     write_text(paths["results.json"], json.dumps(doc, indent=1, sort_keys=True) + "\n")
-    write_text(paths["results.md"], markdown(rows, title))
+    write_text(paths["results.md"], markdown(rows, title, provenance))
     plot_cmc(rows, paths["cmc.png"], title)
     return paths

@@ -26,11 +26,12 @@ Table 5), num_ids, size, loss weights, step (1: only the `cls_*` layers
 learn, §4.1 "Two-stepped fine-tuning"; 2: all layers), data ("lmdb": the
 IdentitySampledData layer; "input": Input layers for tests).
 """
-import argparse
 import json
 import os
+import sys
 
 from tools.netgen import write_files
+from common import cli
 from common.config import GENG16_CROP, ROOT
 import caffe
 from caffe import layers as L
@@ -287,16 +288,17 @@ def write_all(out_dir=OUT_DIR, **kw):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = cli.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=OUT_DIR)
-    ap.add_argument("--num-ids", type=int, default=NUM_IDS,
+    ap.add_argument("--num-ids", type=cli.positive_int, default=NUM_IDS,
                     help="training identities N (names the cls_<head>_<N> layers)")
     ap.add_argument("--source", default=DEFAULT_SOURCE, help="training LMDB")
     ap.add_argument("--val-source", default=DEFAULT_VAL_SOURCE, help="validation LMDB")
     args = ap.parse_args(argv)
     print(write_all(args.out, num_ids=args.num_ids, source=args.source,
                     val_source=args.val_source))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))

@@ -27,13 +27,14 @@ prototxt (conv1–conv5, feat, fc6–fc8, cros_*), so a CaffeNet .caffemodel
 initialises conv1–conv2 by name and the authors' trained models load into
 these nets. Parameter names (conv1_w, …) make every stream share one blob.
 """
-import argparse
 import json
 import math
 import os
+import sys
 
 
 from tools.netgen import write_files
+from common import cli
 from common.config import MTDNET_INPUT, ROOT
 import caffe
 from caffe import layers as L, params as P
@@ -339,17 +340,18 @@ def write(out_dir=OUT_DIR, **kw):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = cli.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=OUT_DIR)
-    ap.add_argument("--size", type=int, default=MTDNET_INPUT,
+    ap.add_argument("--size", type=cli.positive_int, default=MTDNET_INPUT,
                     help="input side (227: authors' code; 224: the paper)")
-    ap.add_argument("--batch", type=int, default=BATCH, help="triplets per batch")
+    ap.add_argument("--batch", type=cli.positive_int, default=BATCH, help="triplets per batch")
     ap.add_argument("--source", default=DEFAULT_SOURCE, help="training LMDB (target set)")
     ap.add_argument("--aux-source", default=DEFAULT_AUX_SOURCE, help="source-domain LMDB (cross net)")
     args = ap.parse_args(argv)
     print(write(args.out, size=args.size, batch=args.batch, source=args.source,
                 aux_source=args.aux_source))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))

@@ -26,11 +26,12 @@ The two models Geng16 compares with its unsupervised co-training on VIPeR:
   go through GradientReversal (layers/gradient_reversal.py) → FC → ReLU →
   FC 2 `domain_cls` → softmax against the domain label (0 source, 1 target).
 """
-import argparse
 import os
+import sys
 
 import caffe
 from caffe import layers as L
+from common import cli
 from common.config import ROOT
 from tools.netgen import geng16, googlenet as googlenet_base, solver as schedules, write_files
 
@@ -184,16 +185,17 @@ def write_all(out_dir=OUT_DIR, **kw):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = cli.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=OUT_DIR)
-    ap.add_argument("--num-ids", type=int, default=geng16.NUM_IDS,
+    ap.add_argument("--num-ids", type=cli.positive_int, default=geng16.NUM_IDS,
                     help="source training identities N (names cls_main_<N>)")
     ap.add_argument("--source", default=geng16.DEFAULT_SOURCE, help="labelled source LMDB")
     ap.add_argument("--target", default=DEFAULT_TARGET,
                     help="target LMDB, every image with its own label")
     args = ap.parse_args(argv)
     print(write_all(args.out, num_ids=args.num_ids, source=args.source, target=args.target))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))
