@@ -154,7 +154,10 @@ def reuse(path, record, recompute=False, kind=None, flag="--recompute"):
     is absent, or when `recompute` asks for it to be made again. An output
     made from another record raises Stale, naming the first field that
     differs; a path that is not ours raises NotOurs (files added to a
-    folder of ours do not prevent its reuse, only its replacement)."""
+    folder of ours do not prevent its reuse, only its replacement).
+    Temporaries of `path` left by dead runs are removed either way: a run
+    that reuses the output writes nothing that would clean them."""
+    clean_stale_temps(path)
     if not os.path.lexists(path) or _is_empty_dir(path):
         return False
     made = _our_marker(path, kind).get("record")

@@ -145,7 +145,10 @@ def test_reuse_names_the_differing_field(tmp_path):
     assert reuse(out, dict(record, trial=1), recompute=True) is False
     with open(os.path.join(out, "added.txt"), "w") as f:
         f.write("a user's")
-    assert reuse(out, record) is True                  # reusing deletes nothing
+    killed = str(tmp_path / (".out.tmp-%d-k1" % dead_pid()))  # a killed --recompute of it
+    os.makedirs(killed)
+    assert reuse(out, record) is True                  # reusing deletes nothing of the user's
+    assert os.path.isfile(os.path.join(out, "added.txt")) and not os.path.exists(killed)
     mine = str(tmp_path / "mine")
     user_folder(mine)
     with pytest.raises(NotOurs, match=re.escape("refusing to replace %s" % mine)):
