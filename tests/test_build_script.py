@@ -1,8 +1,13 @@
 """Issue 2: tools/build_caffe.sh reuses a finished build, and its failures say
 what is missing in one line (both sources tried; the apt package's name)."""
+import glob
 import os
+import re
+import shutil
 import subprocess
 import sys
+
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "tools", "build_caffe.sh")
@@ -54,6 +59,49 @@ def test_every_patch_has_a_reason_and_is_in_the_series():
     for name in series:
         first = open(os.path.join(pdir, name)).readline()
         assert first.startswith("Reason: ") and len(first) > 20, name
+
+
+def _pristine_trees():
+    """The BVLC trees build_caffe.sh keeps in its cache (GitHub and/or
+    Debian download), or the user's CAFFE_SRC."""
+    if os.environ.get("CAFFE_SRC"):
+        return [os.environ["CAFFE_SRC"]]
+    cache = os.environ.get("CAFFE_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "reid-caffe")
+    return sorted(glob.glob(os.path.join(cache, "src", "github-*")) +
+                  glob.glob(os.path.join(cache, "src", "debian-*")))
+
+
+def test_series_applies_and_threads_touch_cuda_only_in_gpu_mode(tmp_path):
+    """Issue 16: a CUDA build must not query the device when a prefetching
+    data layer starts its thread in CPU mode (patch 0009), and GPU mode must
+    still query the device and set it in the thread."""
+    trees = _pristine_trees()
+    if not trees:
+        pytest.skip("no Caffe source tree in the build cache")
+    pdir = os.path.join(ROOT, "tools", "caffe_patches")
+    series = open(os.path.join(pdir, "series")).read().split()
+    patches = [open(os.path.join(pdir, name)).read() for name in series]
+    thread = "src/caffe/internal_thread.cpp"
+    touched = sorted({thread} | {f for text in patches for f in re.findall(r"^\+\+\+ b/(\S+)", text, re.M)})
+    for tree in trees:
+        # Only the files the series touches: copying the whole tree is slow.
+        work = tmp_path / os.path.basename(tree)
+        for f in touched:
+            os.makedirs(os.path.dirname(work / f), exist_ok=True)
+            shutil.copy(os.path.join(tree, f), work / f)
+        for name, text in zip(series, patches):
+            proc = subprocess.run(["patch", "-d", str(work), "-p1", "--forward", "--quiet"],
+                                  input=text, capture_output=True, text=True)
+            assert proc.returncode == 0, (tree, name, proc.stdout + proc.stderr)
+        code = (work / thread).read_text()
+        start = code[code.index("void InternalThread::StartInternalThread()"):]
+        entry = code[code.index("void InternalThread::entry("):]
+        for body, call in ((start, "CUDA_CHECK(cudaGetDevice(&device));"),
+                           (entry, "CUDA_CHECK(cudaSetDevice(device));")):
+            body = body[:body.index("\n}\n")]
+            assert re.search(r"if \(mode == Caffe::GPU\) \{\s*" + re.escape(call), body), (tree, call)
+            assert body.count("cuda") == 1, (tree, body)
 
 
 def test_fatbin_archs_reads_entries_of_a_hand_made_fatbin():
