@@ -41,6 +41,7 @@
 """
 import argparse
 import contextlib
+import ctypes
 import fcntl
 import json
 import multiprocessing
@@ -67,6 +68,7 @@ STATE = "state.json"
 FINAL = "final.caffemodel"
 LOG = "train.log"
 LOCK = ".train.lock"
+LOCK_TRIES = 20
 KIND = "training stage"
 _SNAP = re.compile(r"^snap_iter_(\d+)\.(caffemodel|solverstate)$")
 
@@ -227,9 +229,14 @@ def locked(run_dir):
     path = os.path.join(run_dir, LOCK)
     f = open(path, "a+")
     try:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        for attempt in range(LOCK_TRIES):
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if attempt < LOCK_TRIES - 1:
+                    time.sleep(0.1)  # a holder just killed may still be on its way out
+        else:
             f.seek(0)
             holder = f.read().strip() or "unknown"
             raise Busy("run directory %s is in use by another training run (PID %s); wait for "
@@ -596,9 +603,13 @@ def caffe_abort_line(log):
     return found
 
 
-def _child(conn, kwargs):
+def _child(conn, kwargs, parent):
     """The stage in the command's child process; the outcome goes back
     through `conn` (a Caffe abort ends the process before it can)."""
+    # killed with the command: a SIGKILL to it must not leave the stage training
+    ctypes.CDLL(None).prctl(multi_gpu.PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
     try:
         conn.send(("done", train_stage(**kwargs)))
     except SystemExit as err:
@@ -617,7 +628,7 @@ def run_in_child(kwargs, debug=False):
     the final weights' path or raises as train_stage would."""
     ctx = multiprocessing.get_context("fork")  # the parent has not touched CUDA
     receive, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(send, kwargs), name="tools.train stage")
+    proc = ctx.Process(target=_child, args=(send, kwargs, os.getpid()), name="tools.train stage")
     proc.start()
     send.close()
     # Ctrl-C reaches the child too (one process group), which snapshots and
