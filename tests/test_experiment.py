@@ -1,10 +1,14 @@
 """tools/experiment.py's MTDnet stages on a tiny synthetic set: a training
 stage from generated text, then CIR and -trp reports that share one scoring
-run of the model (issue 7)."""
+run of the model (issue 7); outputs made from other inputs refused or
+recomputed (issue 12 §4)."""
 import json
 import os
 
+import pytest
+
 from common import caffe_env
+from common.atomic import Stale
 from tools import experiment as ex
 
 
@@ -26,3 +30,41 @@ def test_mtdnet_stage_and_tests_share_one_scoring_run(tmp_path):
     for report in reports:
         with open(os.path.join(report, "results.json")) as f:
             assert 0 <= json.load(f)["results"][0]["cmc"][0] <= 1
+
+
+def test_stages_refuse_outputs_made_otherwise_and_recompute_when_asked(tmp_path):
+    """Issue 12 §4: a finished stage, its scores and its report are reused
+    for the same inputs only; other inputs are refused naming the first
+    difference, and `recompute` remakes the chain."""
+    caffe_env.set_mode(None)
+    ctx = ex.Context(str(tmp_path), seed=1, progress=False)
+    split = ex.split(ctx, "synthetic", root=str(tmp_path / "syn"), name="syn", num_ids=6, seed=2)
+    train = ex.lmdb(ctx, split, "train", ex.MTDNET_LMDB)
+    shot = ex.single_shot(ctx, split, "shot")
+    query, gallery = (ex.lmdb(ctx, shot, s, ex.MTDNET_LMDB) for s in ("query", "gallery"))
+
+    def stage(iters):
+        return ex.mtdnet(ctx, "mt", "mtdnet", train, iters, size=64, batch=2)
+
+    def report():
+        return ex.evaluate_mtdnet(ctx, "eval", weights, query, gallery, "trp", size=64, passes=1)
+
+    weights = stage(2)
+    out = report()
+    results = os.path.join(out, "results.json")
+    made = os.path.getmtime(results)
+    assert stage(2) == weights and report() == out and os.path.getmtime(results) == made
+    with pytest.raises(Stale, match=r"mt was made with solver = .*max_iter: 2\b.*this run has "
+                                    r".*max_iter: 3\b"):
+        stage(3)
+    ctx.recompute = True
+    assert stage(3) == weights
+    ctx.recompute = False
+    # the weights changed under the same path: their scores and report are stale
+    with pytest.raises(Stale, match=r"scores.npz was made with weights = "):
+        report()
+    ctx.recompute = True
+    report()
+    ctx.recompute = False
+    assert os.path.getmtime(results) != made
+    assert report() == out
