@@ -149,3 +149,27 @@ def test_fine_tuning_init_needs_the_whole_base(tmp_path):
                                lambda layer: layer.name == "fc")
     report = surgery.load_weights(net, no_fc, lambda name: name != "fc")
     assert report["copied"] == ["conv"] and report["initialised"] == ["fc"]
+
+
+def _one_line_error(module, *argv):
+    proc = subprocess.run([sys.executable, "-m", module] + list(argv), cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stdout == "", (proc.returncode, proc.stderr)
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr  # no traceback
+    return lines[0]
+
+
+def test_weight_tools_report_errors_in_one_line(tmp_path):
+    junk = _junk(tmp_path)[0]
+    unrelated = _unrelated(tmp_path)
+    missing = str(tmp_path / "missing.prototxt")
+    assert _one_line_error("tools.surgery", "--net", missing, "--weights", unrelated, "--out",
+                           str(tmp_path / "o.caffemodel")) == "error: net prototxt not found: %s" % missing
+    assert _one_line_error("tools.mtdnet_init", "--net", missing, "--caffenet", junk, "--out",
+                           str(tmp_path / "o.caffemodel")).startswith("error: %s is not a" % junk)
+    lmdb = str(tmp_path / "q.lmdb")
+    assert _one_line_error("tools.mtdnet_cir", "--weights", junk, "--query", lmdb, "--gallery",
+                           lmdb).startswith("error: %s is not a" % junk)
+    assert _one_line_error("tools.mtdnet_cir", "--weights", unrelated, "--query", lmdb,
+                           "--gallery", lmdb) == "error: LMDB directory not found: %s" % lmdb
