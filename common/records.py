@@ -55,9 +55,20 @@ def check(what, made, wanted, recompute=False, flag="--recompute"):
         return True
     if recompute:
         return False
-    field, old, new = diff
+    field, old, new = _first_line_difference(*diff)
     raise Stale("%s was made with %s = %s, this run has %s: rerun with %s to remake it, or "
                 "choose another output" % (what, field, json.dumps(old), json.dumps(new), flag))
+
+
+def _first_line_difference(field, old, new):
+    """For texts (a net, a solver): the first line that differs, not the
+    whole text."""
+    if not (isinstance(old, str) and isinstance(new, str) and "\n" in old + new):
+        return field, old, new
+    a, b = old.splitlines(), new.splitlines()
+    k = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    line = lambda lines: lines[k].strip() if k < len(lines) else "(end)"  # noqa: E731
+    return "%s line %d" % (field, k + 1), line(a), line(b)
 
 
 def reuse_file(path, record, recompute=False, flag="--recompute"):

@@ -81,12 +81,13 @@ def test_a_rerun_that_differs_is_refused_or_recomputed(tmp_path):
     final = train.train_stage(_stage(tmp_path), run, progress=False)
     made = _weights(final)
     assert train.train_stage(_stage(tmp_path), run, progress=False) == final  # the same run
-    with pytest.raises(Stale, match=r"run was made with solver = .*max_iter: 20.*this run has "
-                                    r".*max_iter: 30.*--recompute"):
+    with pytest.raises(Stale, match=r'run was made with solver line \d+ = "max_iter: 20", this '
+                                    r'run has "max_iter: 30": rerun with --recompute'):
         train.train_stage(_stage(tmp_path, max_iter=30), run, progress=False)
-    with pytest.raises(Stale, match="random_seed: 5"):
+    with pytest.raises(Stale, match='"random_seed: 5", this run has "random_seed: 6"'):
         train.train_stage(_stage(tmp_path), run, seed=6, progress=False)
-    with pytest.raises(Stale, match=r"made with net = .*num_output: 4"):
+    with pytest.raises(Stale, match=r'made with net line \d+ = "num_output: 4", this run has '
+                                    r'"num_output: 5"'):
         train.train_stage(_stage(tmp_path, fc=5), run, progress=False)
     with pytest.raises(Stale, match='made with weights = null, this run has "[0-9a-f]{40}"'):
         train.train_stage(_stage(tmp_path), run, weights=final, progress=False)
@@ -109,7 +110,8 @@ def test_cli_refuses_a_stale_stage_and_recomputes_when_asked(tmp_path):
     longer = _stage(tmp_path, max_iter=25, name="longer.prototxt")
     proc = subprocess.run(_cmd(longer, run), cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr
-    assert proc.stderr.startswith("error: %s was made with solver = " % run)
+    assert re.match(r'error: %s was made with solver line \d+ = "max_iter: 20", this run has '
+                    r'"max_iter: 25"' % re.escape(str(run)), proc.stderr), proc.stderr
     proc = subprocess.run(_cmd(longer, run, "--recompute"), cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

@@ -477,9 +477,8 @@ def train_stage(solver_path, run_dir, weights=None, snapshot_every=1000, gpu=Non
         if not gpus:
             return _train(staged, param, run_dir, weights, resume, snapshot_every, progress,
                           blobs=blobs)
-        del blobs  # each rank reads its own copy
         status = multi_gpu.launch(_rank_main, (staged, run_dir, weights, resume, snapshot_every,
-                                               progress),
+                                               progress),  # each rank reads the weights itself
                                   gpus, caffe.NCCL.new_uid(), os.path.join(run_dir, LOG))
         if status:
             raise SystemExit(status)
