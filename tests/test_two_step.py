@@ -75,3 +75,33 @@ def test_step1_refuses_weights_without_batchnorm_statistics(lmdb, tmp_path):
         two_step.fine_tune(str(tmp_path / "ft"), _net_kw(path, num_ids), partial, iters=(1, 1),
                            progress=False)
     assert not (tmp_path / "ft" / "step1" / "init.caffemodel").exists()
+
+
+def test_init_is_remade_only_when_asked_for_other_weights(lmdb, tmp_path):
+    """Issue 12 §4: a step's init.caffemodel records the weights it came
+    from; a rerun from other weights is refused instead of reusing it."""
+    from common.atomic import Stale
+    from caffe.proto import caffe_pb2
+    import caffe
+    from tools.netgen import geng16
+    caffe_env.set_mode(None)
+    path, num_ids = lmdb
+    net = caffe_env.net_from_spec(geng16.geng16(base="dgdnet", data="input", k=K, m=M,
+                                                num_ids=num_ids), caffe.TRAIN)
+    net.save(str(tmp_path / "a.caffemodel"))
+    param = caffe_pb2.NetParameter.FromString((tmp_path / "a.caffemodel").read_bytes())
+    conv1 = next(layer for layer in param.layer if layer.name == "conv1")
+    conv1.blobs[0].data[0] += 1
+    (tmp_path / "b.caffemodel").write_bytes(param.SerializeToString())
+    run = str(tmp_path / "ft")
+    kw = _net_kw(path, num_ids)
+    two_step.fine_tune(run, kw, str(tmp_path / "a.caffemodel"), iters=(0, 1), two_step=False,
+                       progress=False)
+    with pytest.raises(Stale, match=r"step2/init.caffemodel was made with weights = "):
+        two_step.fine_tune(run, kw, str(tmp_path / "b.caffemodel"), iters=(0, 1), two_step=False,
+                           progress=False)
+    final = two_step.fine_tune(run, kw, str(tmp_path / "b.caffemodel"), iters=(0, 1),
+                               two_step=False, progress=False, recompute=True)
+    init = read_blobs(str(tmp_path / "ft" / "step2" / "init.caffemodel"))
+    assert init["conv1"][0].data[0] == conv1.blobs[0].data[0]
+    assert final.endswith("step2/final.caffemodel")
