@@ -5,6 +5,9 @@ layer predicting the similarity probability of a test pair"; REFERENCE.md §3):
     python -m tools.mtdnet_cir --weights W.caffemodel --query Q.lmdb --gallery G.lmdb \
         [--passes 8] [--size 227] [--trp] [--out scores.npz]
 
+The scores file holds the matrices, q/g pids and cams, and the query and
+gallery LMDBs' paths (q_lmdb, g_lmdb).
+
 Every probe × gallery pair is scored by the classifier's same-person
 probability and the gallery ranked by it. Fast path: each image's norm2 map
 is computed once by the shared conv1–conv2 trunk (prototxt deploy_feat), and
@@ -19,6 +22,7 @@ checked before anything is copied: a file that is no model, or a model of
 another net, is refused naming the file and the first layer that does not
 fit (scores from random fillers would look like a result).
 """
+import os
 import sys
 
 import numpy as np
@@ -185,7 +189,10 @@ def main(argv=None):
     if args.out:
         with atomic_path(args.out) as tmp:
             with open(tmp, "wb") as f:
-                np.savez(f, q_pids=q_pids, q_cams=q_cams, g_pids=g_pids, g_cams=g_cams, **result)
+                # the LMDBs scored, so that ranked lists show their images (visrank)
+                np.savez(f, q_pids=q_pids, q_cams=q_cams, g_pids=g_pids, g_cams=g_cams,
+                         q_lmdb=np.array(os.path.abspath(args.query)),
+                         g_lmdb=np.array(os.path.abspath(args.gallery)), **result)
     names = {"scores": "MTDnet", "trp_distances": "MTDnet-trp", "rnk_distances": "MTDnet-rnk"}
     for key, name in names.items():
         if key in result:

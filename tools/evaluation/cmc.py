@@ -18,13 +18,24 @@ REPEATS = 10    # "averaged over repeats (10 is common)", REFERENCE.md §5
 BLOCK = 256     # probes per block
 
 
+def marks(q_pids, q_cams, g_pids, g_cams):
+    """(junk, good): boolean probes × gallery matrices of the single-shot
+    rule: gallery images from the probe's own camera are no candidates
+    (junk); good = its person from another camera. The one statement of the
+    rule, for the CMC and its ranked lists (tools/evaluation/visrank.py)."""
+    q_pids, q_cams = np.asarray(q_pids).reshape(-1, 1), np.asarray(q_cams).reshape(-1, 1)
+    g_pids, g_cams = np.asarray(g_pids).reshape(1, -1), np.asarray(g_cams).reshape(1, -1)
+    junk = g_cams == q_cams
+    return junk, (g_pids == q_pids) & ~junk
+
+
 def _draw(dist, q_pids, q_cams, g_pids, g_cams, rng):
     """One random draw for a block of probes: the 0-based rank of each
     probe's true identity (−1 when it has no candidate)."""
     nq, ng = dist.shape
     order = np.argsort(g_pids, kind="stable")       # gallery grouped by identity
     ids, starts = np.unique(g_pids[order], return_index=True)
-    cand = g_cams[order][None, :] != q_cams[:, None]
+    cand = ~marks(q_pids, q_cams, g_pids[order], g_cams[order])[0]
     keys = rng.random((nq, ng))
     keys[~cand] = np.inf
     # Per (probe, identity), the candidate with the smallest random key.

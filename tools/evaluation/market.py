@@ -31,6 +31,18 @@ JUNK_ID = -1        # Market-1501's junk boxes
 BLOCK = 64          # query rows per block (a few MB of masks)
 
 
+def marks(q_pids, q_cams, g_pids, g_cams):
+    """(junk, good): boolean queries × gallery matrices of Market's rule:
+    junk = id −1 or the query's person from the query's camera (removed from
+    the ranking); good = the query's person from another camera. The one
+    statement of the rule, for the evaluation and its ranked lists
+    (tools/evaluation/visrank.py)."""
+    q_pids, q_cams = np.asarray(q_pids).reshape(-1, 1), np.asarray(q_cams).reshape(-1, 1)
+    g_pids, g_cams = np.asarray(g_pids).reshape(1, -1), np.asarray(g_cams).reshape(1, -1)
+    same_id, same_cam = g_pids == q_pids, g_cams == q_cams
+    return (g_pids == JUNK_ID) | (same_id & same_cam), same_id & ~same_cam
+
+
 def good_positions(row, good):
     """0-based positions of the good images in the junk-free ranking of one
     query (ascending), ties broken by gallery order.
@@ -102,10 +114,8 @@ def evaluate_market(matrix, q_pids, q_cams, g_pids, g_cams, ap="trapezoid", simi
         dist = as_distance(matrix[start:stop], similarity).take(keep, axis=1)  # C order: rows contiguous
         if np.isnan(dist).any():
             raise ValueError("evaluate_market: the matrix holds NaN (query rows %d-%d)" % (start, stop - 1))
-        same_id = g_pids[None, :] == q_pids[start:stop, None]
-        same_cam = g_cams[None, :] == q_cams[start:stop, None]
-        dist[same_id & same_cam] = np.nan     # the query's own camera: junk
-        good = same_id & ~same_cam
+        junk, good = marks(q_pids[start:stop], q_cams[start:stop], g_pids, g_cams)
+        dist[junk] = np.nan     # the query's own camera (id -1 is dropped already)
         for b in range(stop - start):
             pos = good_positions(dist[b], np.flatnonzero(good[b]))
             if len(pos):

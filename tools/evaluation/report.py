@@ -11,15 +11,27 @@ shows no numbers, only its warning: 0.00 would read as a measured result.
 
 Every report ends with where its numbers came from (common.provenance,
 issue 12 §6): results.json holds the whole record, results.md a footer.
+
+index.html (issue 15 §3) shows it all on one page: the table beside the
+paper's rows, the CMC, ranked lists (visrank.py), and per training stage of
+the run its curves (curves.py) and net diagram (caffe.draw). A picture that
+cannot be drawn (the images are gone, graphviz is missing) is named on the
+page with the reason; the numbers are written regardless.
 """
+import hashlib
 import json
 import os
+import re
 
 import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no global backend or state
 
+from common import cli
 from common import provenance as prov
 from common.atomic import atomic_path, write_text
+from tools.evaluation import html_report
+
+NET = "train.prototxt"   # a training stage's net (tools/two_step.py, tools/experiment.train)
 
 RANKS = (1, 5, 10, 20)       # the ranks of Geng16 Tables 6 and 9 (MTDnet Table 1: 1, 5, 10)
 METRICS = tuple("r%d" % r for r in RANKS) + ("mAP",)
@@ -74,20 +86,27 @@ def paper_label(paper):
     return "%s %s, %s%s" % (paper["paper"], paper["table"].replace("table", "Table "), paper["row"], setting)
 
 
+def table(rows):
+    """The results table: [(cells, is_paper_row)], each result and under
+    it the paper's row for the same table row where there is one."""
+    out = []
+    for row in rows:
+        ours, std = summary(row), _std(row)
+        trials = " (mean of %d trials)" % row["trials"] if row.get("trials", 1) > 1 else ""
+        out.append(([row["name"] + trials] + [_cell(ours[m], std.get(m)) for m in METRICS], False))
+        paper = row.get("paper")
+        if paper:
+            out.append((["paper: " + paper_label(paper)]
+                        + [_cell(paper["values"].get(m)) for m in METRICS], True))
+    return out
+
+
 def markdown(rows, title, provenance=None):
     """The Markdown table: one line per result, and under it the paper's
     line; the rows' warnings; the provenance footer when given."""
     lines = ["# %s" % title, "", "| result | " + " | ".join(HEADERS) + " |",
              "| --- |" + " ---: |" * len(HEADERS)]
-    for row in rows:
-        ours, std = summary(row), _std(row)
-        trials = " (mean of %d trials)" % row["trials"] if row.get("trials", 1) > 1 else ""
-        lines.append("| %s%s | %s |" % (row["name"], trials,
-                                        " | ".join(_cell(ours[m], std.get(m)) for m in METRICS)))
-        paper = row.get("paper")
-        if paper:
-            lines.append("| paper: %s | %s |" % (paper_label(paper), " | ".join(
-                _cell(paper["values"].get(m)) for m in METRICS)))
+    lines += ["| %s |" % " | ".join(cells) for cells, _ in table(rows)]
     lines += ["", "Values in percent; paper rows as published (– : not reported)."]
     warnings = [w for w in map(warning, rows) if w]
     if warnings:
@@ -135,20 +154,105 @@ def _jsonable(row):
     return out
 
 
-def write_report(out_dir, rows, title, meta=None, provenance=None):
-    """Write results.json, results.md and cmc.png into `out_dir`; returns
-    their paths. `provenance`: common.provenance.gather()'s record of what
-    made the numbers (default: gathered now, from the running invocation)."""
+def _ranked_lists(out_dir, doc, ranked_from):
+    """(figures, notes) of the ranked lists: of the evaluation this report
+    made (its meta names the evaluated file), or of the reports
+    `ranked_from` = [(caption, report folder)]."""
+    from tools.evaluation import visrank
+    if ranked_from is None:
+        ranked_from = [(doc["title"], None)] if doc["meta"].get("sources") else []
+    figures, notes = [], []
+    for i, (caption, folder) in enumerate(ranked_from):
+        name = "ranked.png" if folder is None else "ranked_%d.png" % (i + 1)
+        try:
+            if folder is None:
+                ranking = visrank.from_report(doc)
+            else:
+                with open(os.path.join(folder, "results.json")) as f:
+                    ranking = visrank.from_report(json.load(f))
+            lists = visrank.draw(ranking, os.path.join(out_dir, name), title=caption)
+        except (ValueError, OSError) as err:  # the numbers stand without the picture: say why
+            notes.append("ranked lists of %s not drawn: %s" % (caption, cli.message(err)))
+            continue
+        figures.append(("%s: %d queries, each with its top %d (green: true match, red: wrong, "
+                        "grey dashed: junk by the dataset's rule, not ranked)"
+                        % (caption, len(lists), visrank.TOP), name))
+    return figures, notes
+
+
+def _stage_sections(out_dir, provenance):
+    """A page section per training stage of the run (provenance's
+    stage_iterations): its curves (Caffe's parse_log.py) and net diagram
+    (caffe.draw), one diagram per distinct net."""
+    from tools import draw_nets
+    from tools.evaluation import curves
+    run_dir = provenance.get("run_dir")
+    if not run_dir:
+        return []
+    sections, drawn = [], {}
+    for rel in curves.stage_dirs(run_dir, provenance.get("stage_iterations") or {}):
+        stage = os.path.normpath(os.path.join(run_dir, rel))
+        slug = os.path.basename(stage) if rel == "." else rel.replace(os.sep, "_")
+        section = {"heading": "Training stage %s" % rel, "figures": [], "notes": [], "wide": []}
+        try:
+            curves.plot_stage(stage, os.path.join(out_dir, "curves_%s.png" % slug), rel)
+            section["figures"].append(("%s: losses and learning rate against iteration, from "
+                                       "train.log by Caffe's parse_log.py" % rel,
+                                       "curves_%s.png" % slug))
+        except (ValueError, OSError, RuntimeError) as err:
+            section["notes"].append("curves not drawn: %s" % cli.message(err))
+        net = os.path.join(stage, "step2" if curves.is_two_stepped(stage) else "", NET)
+        key = None
+        try:
+            with open(net) as f:
+                # the same net on other LMDBs (another trial) is the same picture
+                key = hashlib.sha1(re.sub(r'source: ".*"', "", f.read()).encode()).hexdigest()
+            if key not in drawn:
+                drawn[key] = "net_%s.png" % slug
+                draw_nets.draw(net, os.path.join(out_dir, drawn[key]))
+            section["figures"].append(("%s: the net (%s), drawn by caffe.draw"
+                                       % (rel, os.path.relpath(net, run_dir)), drawn[key]))
+            section["wide"].append(drawn[key])
+        except (ValueError, OSError, RuntimeError) as err:
+            drawn.pop(key, None)
+            section["notes"].append("net diagram not drawn: %s" % cli.message(err))
+        sections.append(section)
+    return sections
+
+
+def write_index(out_dir, rows, doc, ranked_from=None):
+    """out_dir/index.html (tools/evaluation/html_report.py) of a report
+    whose results.md and cmc.png are written."""
+    ranked, notes = _ranked_lists(out_dir, doc, ranked_from)
+    sections = [{"heading": "CMC", "figures": [(doc["title"] + ": CMC curves, the paper's "
+                                                "published points as circles", "cmc.png")]},
+                {"heading": "Ranked lists", "figures": ranked, "notes": notes}]
+    sections += _stage_sections(out_dir, doc["provenance"])
+    return html_report.write_index(out_dir, doc["title"], ("result",) + HEADERS, table(rows),
+                                   sections, doc["provenance"],
+                                   [w for w in map(warning, rows) if w])
+
+
+def write_report(out_dir, rows, title, meta=None, provenance=None, ranked_from=None):
+    """Write results.json, results.md, cmc.png and index.html (with the
+    ranked lists, training curves and net diagrams beside it) into
+    `out_dir`; returns their paths. `provenance`: common.provenance.gather()'s
+    record of what made the numbers (default: gathered now, from the
+    running invocation); its run_dir's training stages are drawn.
+    `ranked_from`: [(caption, report folder)] whose ranked lists to draw
+    (default: this report's own evaluation, when its meta names one)."""
     if not rows:
         raise ValueError("write_report: no result rows")
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise NotADirectoryError("report folder %s is an existing file; give a folder" % out_dir)
     provenance = prov.gather() if provenance is None else provenance
     os.makedirs(out_dir, exist_ok=True)
-    paths = {name: os.path.join(out_dir, name) for name in ("results.json", "results.md", "cmc.png")}
+    paths = {name: os.path.join(out_dir, name)
+             for name in ("results.json", "results.md", "cmc.png", html_report.INDEX)}
     doc = {"title": title, "meta": meta or {}, "results": [_jsonable(r) for r in rows],
            "provenance": provenance}
     write_text(paths["results.json"], json.dumps(doc, indent=1, sort_keys=True) + "\n")
     write_text(paths["results.md"], markdown(rows, title, provenance))
     plot_cmc(rows, paths["cmc.png"], title)
+    write_index(out_dir, rows, doc, ranked_from)
     return paths

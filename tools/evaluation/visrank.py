@@ -1,0 +1,195 @@
+"""Ranked lists (issue 15 §1): for a few queries, the query image and its
+top-10 gallery images, each framed green for a true match and red for a
+wrong one, the picture torchreid users know as `visrank`.
+
+The ranking is the evaluation's: gallery sorted by distance (scores: the
+highest first), ties by gallery order, and the dataset's own rule says which
+images are junk (Market: id −1 and the query's person from its own camera;
+single-shot: every image from the query's camera; market.marks, cmc.marks).
+Junk is not ranked: it is shown where it fell, framed grey and marked
+"junk", and the ranks count the other images, as the CMC does.
+
+The images come from what the evaluation read: a features file
+(tools/extract_features) names its split, whose images its query/gallery
+indices point at; a score matrix (tools/mtdnet_cir) names the query and
+gallery LMDBs, whose images are the ones that were scored.
+"""
+import json
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from PIL import Image
+
+from common.atomic import atomic_path
+from tools.evaluation import cmc, market
+
+QUERIES = 8
+TOP = 10
+RULES = {"market": market.marks, "single-shot": cmc.marks}
+COLOURS = {"query": "#2b5fad", "good": "#1a9641", "wrong": "#d7191c", "junk": "#9a9a9a"}
+
+
+@dataclass
+class Ranking:
+    """What a ranked list is drawn from: a queries × gallery matrix, the
+    ids and cameras, the protocol whose rule marks junk, and a loader of
+    images (`images(side, indices)` → RGB uint8 arrays)."""
+    matrix: np.ndarray
+    q_pids: np.ndarray
+    q_cams: np.ndarray
+    g_pids: np.ndarray
+    g_cams: np.ndarray
+    protocol: str
+    images: object
+    similarity: bool = False
+
+
+def ranked_entries(row, junk, good, top=TOP, similarity=False):
+    """[(gallery index, "good" | "wrong" | "junk", rank or None)] of one
+    query, in ranking order, until `top` ranked (non-junk) images."""
+    order = np.argsort(-row if similarity else row, kind="stable")
+    out, rank = [], 0
+    for g in order:
+        if junk[g]:
+            out.append((int(g), "junk", None))
+            continue
+        rank += 1
+        out.append((int(g), "good" if good[g] else "wrong", rank))
+        if rank == top:
+            break
+    return out
+
+
+def pick_queries(good, n=QUERIES):
+    """`n` queries that have a true match, spread evenly over the query
+    list (the same ones on every run)."""
+    valid = np.flatnonzero(good.any(axis=1))
+    if len(valid) == 0:
+        raise ValueError("no query has a true match in the gallery: no ranked list to draw")
+    picks = np.linspace(0, len(valid) - 1, min(n, len(valid))).round().astype(int)
+    return valid[np.unique(picks)]
+
+
+def _frame(ax, colour, dashed=False):
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.add_patch(Rectangle((0, 0), 1, 1, transform=ax.transAxes, fill=False, clip_on=False,
+                           edgecolor=colour, linewidth=4, linestyle="--" if dashed else "-"))
+
+
+def draw(ranking, out_png, n=QUERIES, top=TOP, title=None, dpi=72):
+    """Write the ranked lists of `n` queries to `out_png`; returns the
+    queries drawn and their entries [(query index, ranked_entries)]."""
+    rule = RULES.get(ranking.protocol)
+    if rule is None:
+        raise ValueError("ranked lists: unknown protocol %r; known: %s"
+                         % (ranking.protocol, ", ".join(RULES)))
+    matrix = np.asarray(ranking.matrix, np.float64)
+    junk, good = rule(ranking.q_pids, ranking.q_cams, ranking.g_pids, ranking.g_cams)
+    queries = pick_queries(good, n)
+    lists = [(int(q), ranked_entries(matrix[q], junk[q], good[q], top, ranking.similarity))
+             for q in queries]
+    cols = 1 + max(len(entries) for _, entries in lists)
+    q_imgs = ranking.images("query", [q for q, _ in lists])
+    g_imgs = {g: img for g, img in zip(*_unique_gallery(ranking, lists))}
+    height = 2.1 * len(lists) + (0.4 if title else 0)
+    fig = Figure(figsize=(1.0 * cols, height))
+    axes = fig.subplots(len(lists), cols, squeeze=False)
+    for r, (q, entries) in enumerate(lists):
+        ax = axes[r][0]
+        ax.imshow(q_imgs[r], extent=(0, 1, 0, 1), aspect="auto")
+        _frame(ax, COLOURS["query"])
+        ax.set_title("query\nid %d, cam %d" % (ranking.q_pids[q], ranking.q_cams[q]), fontsize=8)
+        for c in range(1, cols):
+            ax = axes[r][c]
+            if c > len(entries):
+                ax.set_axis_off()
+                continue
+            g, kind, rank = entries[c - 1]
+            ax.imshow(g_imgs[g], extent=(0, 1, 0, 1), aspect="auto")
+            _frame(ax, COLOURS[kind], dashed=kind == "junk")
+            label = "junk" if kind == "junk" else "#%d" % rank
+            ax.set_title("%s\nid %d, cam %d" % (label, ranking.g_pids[g], ranking.g_cams[g]),
+                         fontsize=8, color=COLOURS[kind] if kind != "wrong" else "black")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(pad=0.4, h_pad=0.6, w_pad=0.3, rect=(0, 0, 1, 1 - (0.4 / height if title else 0)))
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    return lists
+
+
+def _unique_gallery(ranking, lists):
+    shown = sorted({g for _, entries in lists for g, _, _ in entries})
+    return shown, ranking.images("gallery", shown)
+
+
+def _rgb(path):
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def from_features(path, protocol):
+    """The Ranking of a features file: Euclidean distances (Geng16 SIR),
+    images from the split the file was extracted from."""
+    from data_prep.split_format import load_split
+    from tools.evaluation.distance import euclidean
+    from tools.extract_features import load_features
+    subsets, meta = load_features(path)
+    if "split" not in meta:
+        raise ValueError("%s names no split (meta 'split'), so its images are unknown" % path)
+    split = load_split(meta["split"])
+    q, g = subsets["query"], subsets["gallery"]
+
+    def images(side, indices):
+        index = (q if side == "query" else g)["index"]
+        return [_rgb(os.path.join(split["root"], split["images"][int(index[i])]["path"]))
+                for i in indices]
+    return Ranking(euclidean(q["features"], g["features"]), q["pids"], q["cams"], g["pids"],
+                   g["cams"], protocol, images)
+
+
+def from_scores(path, key, protocol, similarity):
+    """The Ranking of a score matrix (tools/mtdnet_cir --out): images from
+    the query and gallery LMDBs it names (q_lmdb, g_lmdb)."""
+    from data_prep.lmdb_builder import LmdbImages
+    from tools.evaluate import load_matrix
+    matrix, q_pids, q_cams, g_pids, g_cams = load_matrix(path, key)
+    with np.load(path, allow_pickle=False) as z:
+        if "q_lmdb" not in z.files or "g_lmdb" not in z.files:
+            raise ValueError("%s names no query/gallery LMDB (q_lmdb, g_lmdb: written by "
+                             "tools.mtdnet_cir since issue 15), so its images are unknown" % path)
+        lmdbs = {"query": str(z["q_lmdb"]), "gallery": str(z["g_lmdb"])}
+
+    def images(side, indices):
+        with LmdbImages(lmdbs[side]) as db:
+            bgr = db.get_many(indices)
+        return list(np.ascontiguousarray(bgr[:, ::-1].transpose(0, 2, 3, 1)))
+    return Ranking(matrix, q_pids, q_cams, g_pids, g_cams, protocol, images, similarity)
+
+
+def from_report(doc):
+    """The Ranking of a report made by tools.evaluate (its results.json
+    document): the first features file (the first trial) or the matrix,
+    with the options the evaluation was run with."""
+    meta, prov = doc.get("meta") or {}, doc.get("provenance") or {}
+    options = (prov.get("step") or prov).get("options") or {}
+    sources, protocol = meta.get("sources"), meta.get("protocol")
+    if not sources or not protocol:
+        raise ValueError("the report names no evaluated file (meta 'sources', 'protocol')")
+    if options.get("matrix"):
+        return from_scores(sources[0], options.get("key", "scores"), protocol,
+                           bool(options.get("similarity")))
+    return from_features(sources[0], protocol)
+
+
+def draw_report(report_dir, out_png, n=QUERIES, top=TOP, title=None):
+    """Ranked lists of the report in `report_dir` (its results.json)."""
+    with open(os.path.join(report_dir, "results.json")) as f:
+        doc = json.load(f)
+    return draw(from_report(doc), out_png, n, top, title or doc.get("title"))
