@@ -69,3 +69,27 @@ def test_stages_refuse_outputs_made_otherwise_and_recompute_when_asked(tmp_path)
     ctx.recompute = False
     assert os.path.getmtime(results) != made
     assert report() == out
+
+
+def test_features_are_extracted_again_only_when_asked(tmp_path):
+    """Issue 12 §4: features record the weights they came from."""
+    import caffe
+    from tools.netgen import geng16
+    caffe_env.set_mode(None)
+    ctx = ex.Context(str(tmp_path), seed=1, progress=False)
+    split = ex.split(ctx, "synthetic", root=str(tmp_path / "syn"), name="syn", num_ids=4, seed=2)
+    weights = str(tmp_path / "w.caffemodel")
+    caffe_env.net_from_spec(geng16.deploy("dgdnet"), caffe.TEST).save(weights)
+    out = ctx.path("f.npz")
+    assert ex.extract(ctx, out, weights, split, "dgdnet", ["query"]) == out
+    made = os.path.getmtime(out)
+    assert ex.extract(ctx, out, weights, split, "dgdnet", ["query"]) == out
+    assert os.path.getmtime(out) == made
+    with pytest.raises(Stale, match=r"f.npz was made with options"):
+        ex.extract(ctx, out, weights, split, "dgdnet", ["gallery"])
+    caffe_env.net_from_spec(geng16.deploy("dgdnet"), caffe.TEST).save(weights)  # new fillers
+    with pytest.raises(Stale, match=r"f.npz was made with weights = "):
+        ex.extract(ctx, out, weights, split, "dgdnet", ["query"])
+    ctx.recompute = True
+    ex.extract(ctx, out, weights, split, "dgdnet", ["query"])
+    assert os.path.getmtime(out) != made
