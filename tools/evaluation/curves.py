@@ -5,7 +5,9 @@ training stage against iteration, read from Caffe's own log by Caffe's own
 A stage is a tools/train.py run directory (train.log, state.json); a Geng16
 two-stepped stage (tools/two_step.py) is a folder with step1/ and step2/,
 drawn on one time axis: step 2's iterations follow step 1's, a dashed line
-where step 2 starts.
+where step 2 starts. parse_log.py gives each row the learning rate logged
+at the display before it (Caffe logs the rate after the losses): a step
+in the rate shows one display late, as in every plot made from its tables.
 """
 import csv
 import json
