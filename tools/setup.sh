@@ -40,6 +40,19 @@ if ! command -v dot >/dev/null; then
   fi
 fi
 
+# ---- Debian's chromium, for the test that renders a report's index.html
+# (tests/test_html_report.py: headless screenshot, every image loads)
+if ! command -v chromium >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing chromium (the report page's rendering test)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >&2 \
+      || { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >&2; } \
+      || die "apt-get could not install chromium"
+  else
+    say "warning: chromium is missing (apt-get install chromium); tests/test_html_report.py needs it"
+  fi
+fi
+
 # ---- Caffe (cached by its own key)
 out=$(PYTHON="$VENV/bin/python" "$ROOT/tools/build_caffe.sh" "$@")
 PREFIX=$(sed -n 's/^CAFFE_PREFIX=//p' <<<"$out" | tail -1)

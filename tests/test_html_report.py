@@ -1,0 +1,135 @@
+"""One page per run (issue 15 §3): a report's index.html, made from a real
+run (a two-stepped stage trained by tools/train.py, a features file of a
+split of real image files, tools.evaluate), rendered by headless Chromium
+(Debian's `chromium`, installed by tools/setup.sh): the screenshot is not
+blank and every image loads; each image is a file beside the page."""
+import html.parser
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from common import provenance
+from tests.fixtures_results import make_features, make_split, train_two_stepped
+from tools import evaluate
+from tools.evaluation.report import write_report
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# Marks every image that did not load (naturalWidth 0) once the page has loaded.
+CHECK_SCRIPT = """<script>window.addEventListener("load", function () {
+  var bad = Array.prototype.filter.call(document.images, function (i) {
+    return !i.complete || i.naturalWidth === 0; }).map(function (i) { return i.getAttribute("src"); });
+  var p = document.createElement("pre"); p.id = "image-check";
+  p.textContent = JSON.stringify({images: document.images.length, broken: bad});
+  document.body.appendChild(p); });</script>"""
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    """(run dir, evaluate's report folder, a demo-style report of it)."""
+    run = tmp_path_factory.mktemp("run")
+    split_path, split = make_split(str(run / "data"))
+    features = make_features(str(run / "f.t0.features.npz"), split_path, split)
+    train_two_stepped(str(run / "geng16_target"))
+    with provenance.invocation("tests.test_html_report", [], {"seed": 7}, str(run)):
+        sub = evaluate.run(["--features", features, "--protocol", "market", "--title", "eval",
+                            "--paper", "geng16:table2:Ours", "--out", str(run / "eval")])
+        with open(sub["results.json"]) as f:
+            rows = json.load(f)["results"]
+        top = write_report(str(run / "report"), rows, "Demo-like", {},
+                           provenance.gather(run_dir=str(run)),
+                           ranked_from=[("Geng16", str(run / "eval"))])
+    return str(run), os.path.dirname(sub["index.html"]), os.path.dirname(top["index.html"])
+
+
+class _Images(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.srcs = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.srcs.append(dict(attrs)["src"])
+
+
+def _srcs(folder):
+    parser = _Images()
+    with open(os.path.join(folder, "index.html")) as f:
+        parser.feed(f.read())
+    return parser.srcs
+
+
+def _chromium(*args):
+    exe = shutil.which("chromium")
+    assert exe, "Debian's chromium is not installed (tools/setup.sh installs it: make setup)"
+    with tempfile.TemporaryDirectory(prefix="reid-chromium-") as profile:
+        proc = subprocess.run([exe] + CHROMIUM_FLAGS + ["--user-data-dir=" + profile] + list(args),
+                              capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+@pytest.mark.parametrize("which", [1, 2])
+def test_every_image_is_a_file_beside_the_page(report, which):
+    folder = report[which]
+    srcs = _srcs(folder)
+    assert srcs[0] == "cmc.png" and ("ranked.png" in srcs or "ranked_1.png" in srcs)
+    assert "curves_geng16_target.png" in srcs and "net_geng16_target.png" in srcs
+    for src in srcs:
+        assert os.path.dirname(src) == "" and "://" not in src   # no network, nothing elsewhere
+        with Image.open(os.path.join(folder, src)) as im:
+            im.load()                                             # decodes
+            assert min(im.size) > 20
+
+
+def test_page_shows_the_table_beside_the_paper_and_the_provenance(report):
+    run, sub, _ = report
+    text = open(os.path.join(sub, "index.html")).read()
+    assert "<td>single query</td>" in text
+    assert "<td>paper: geng16 Table 2, Ours, single query</td><td>83.70</td>" in text
+    assert "Training stage geng16_target" in text
+    with open(os.path.join(sub, "results.json")) as f:
+        prov = json.load(f)["provenance"]
+    assert prov["git"]["commit"] and prov["git"]["commit"] in text
+    assert "seed=7" in text and os.path.basename(prov["caffe"]["prefix"]) in text
+    for split, sha1 in prov["splits"].items():
+        assert sha1 in text
+
+
+def test_chromium_renders_the_page_with_every_image_loaded(report, tmp_path):
+    _, _, folder = report
+    page = os.path.join(folder, "index.html")
+    checked = os.path.join(folder, "checked.html")   # beside it, so its images resolve the same
+    with open(page) as f:
+        text = f.read()
+    with open(checked, "w") as f:
+        f.write(text.replace("</body>", CHECK_SCRIPT + "</body>"))
+    dom = _chromium("--virtual-time-budget=10000", "--dump-dom", "file://" + checked)
+    found = json.loads(dom.split('<pre id="image-check">', 1)[1].split("</pre>", 1)[0])
+    assert found == {"images": len(_srcs(folder)), "broken": []}
+
+    shot = str(tmp_path / "shot.png")
+    _chromium("--screenshot=" + shot, "--window-size=1200,1600", "file://" + page)
+    pixels = np.asarray(Image.open(shot).convert("L"), np.float64)
+    assert pixels.std() > 20                 # text, tables and figures, not a blank page
+    assert (pixels < 128).mean() > 0.01      # some ink
+
+
+def test_chromium_check_sees_a_missing_image(report, tmp_path):
+    # the check can fail: a page whose image is gone reports it
+    _, _, folder = report
+    broken = tmp_path / "page"
+    shutil.copytree(folder, broken)
+    os.remove(broken / "cmc.png")
+    with open(broken / "index.html") as f:
+        text = f.read()
+    (broken / "checked.html").write_text(text.replace("</body>", CHECK_SCRIPT + "</body>"))
+    dom = _chromium("--virtual-time-budget=10000", "--dump-dom", "file://%s" % (broken / "checked.html"))
+    found = json.loads(dom.split('<pre id="image-check">', 1)[1].split("</pre>", 1)[0])
+    assert found["broken"] == ["cmc.png"]
