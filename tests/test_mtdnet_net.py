@@ -117,6 +117,15 @@ def cir_weights(tmp_path_factory):
     _randomise(net, seed=3)
     path = str(tmp_path_factory.mktemp("cir") / "pair.caffemodel")
     net.save(path)
+    # and the ranking layer of the multi-task model, which MTDnet-trp needs
+    feat = net_from_spec(netgen.deploy_feat(size=SMALL))
+    _randomise(feat, seed=4)
+    feat.save(path + ".feat")
+    model, extra = (caffe_pb2.NetParameter.FromString(open(p, "rb").read())
+                    for p in (path, path + ".feat"))
+    model.layer.extend(l for l in extra.layer if l.name == "feat")
+    with open(path, "wb") as f:
+        f.write(model.SerializeToString())
     return path
 
 

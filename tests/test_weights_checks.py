@@ -131,6 +131,12 @@ def test_mtdnet_cir_needs_every_layer(tmp_path):
         mtdnet_cir.load_nets(_unrelated(tmp_path), size=64)
     with pytest.raises(ValueError, match="text.caffemodel is not a"):
         mtdnet_cir.load_nets(_junk(tmp_path)[0], size=64)
+    # a classification-only model (MTDnet-cls) scores CIR; its -trp would be random fillers
+    _, _, pair = mtdnet_cir.load_nets(size=64)
+    pair.save(str(tmp_path / "cls.caffemodel"))
+    mtdnet_cir.load_nets(str(tmp_path / "cls.caffemodel"), size=64)
+    with pytest.raises(ValueError, match="layer 'feat' of the net has no weights in .*cls"):
+        mtdnet_cir.load_nets(str(tmp_path / "cls.caffemodel"), size=64, ranking=True)
 
 
 def test_fine_tuning_init_needs_the_whole_base(tmp_path):

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from common import records
 from common.atomic import write_text
 from common.config import DATA_ROOT, RUNS_ROOT
-from tools import evaluate, extract_features, mtdnet_cir, mtdnet_init
+from tools import evaluate, extract_features, mtdnet_cir, mtdnet_init, surgery
 from tools.two_step import INIT, NET, SOLVER, fine_tune, init_layers
 from tools.netgen import geng16 as geng16_net
 from tools.netgen import mtdnet as mtdnet_net
@@ -273,6 +273,8 @@ def evaluate_mtdnet(ctx, name, weights, query_lmdb, gallery_lmdb, test="cir", pa
     ctx.path(name). The scores are kept beside the weights, per query set
     and test kind, so CIR and -trp of one model share one scoring run."""
     key, flags = MTDNET_TESTS[test]
+    if test == "cir" and mtdnet_cir.RANKING_LAYER not in surgery.read_blobs(weights):
+        flags = []  # a classification-only model (MTDnet-cls) has no ranking feature to share
     scores = os.path.join(os.path.dirname(weights), "%s%s.p%d.scores.npz" % (
         os.path.basename(os.path.normpath(query_lmdb)), "".join(flags), passes))
     options = ["--passes", str(passes)] + flags + (["--size", str(size)] if size else [])

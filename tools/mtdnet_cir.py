@@ -39,24 +39,30 @@ PASSES = 8          # both orders × flips (the authors' test code)
 TRUNK_BATCH = 64
 HEAD_BATCH = 256    # pairs per head forward
 CMC_RANKS = (1, 5, 10)  # Table 1
+RANKING_LAYER = "feat"  # the 512-D ranking feature's layer (MTDnet-trp)
 
 
-def load_net(spec, weights=None, blobs=None):
-    """A TEST net of `spec` with every parametrised layer loaded from
-    `weights` (its `blobs` when already read); random fillers without."""
+def load_net(spec, weights=None, blobs=None, require="all"):
+    """A TEST net of `spec` with its parametrised layers (`require`, see
+    surgery.check_required) loaded from `weights` (its `blobs` when already
+    read); random fillers without."""
     net = caffe_env.net_from_spec(spec, caffe.TEST)
     if weights:
-        surgery.load_blobs(net, blobs or surgery.read_blobs(weights), weights, "all")
+        surgery.load_blobs(net, blobs or surgery.read_blobs(weights), weights, require)
     return net
 
 
-def load_nets(weights=None, size=MTDNET_INPUT, blobs=None):
+def load_nets(weights=None, size=MTDNET_INPUT, blobs=None, ranking=False):
     """(trunk, head, pair): deploy_feat, deploy_head and deploy_pair with the
-    weights of a trained model loaded by layer name (random fillers without)."""
+    weights of a trained model loaded by layer name (random fillers without).
+    The trunk's ranking layer `feat` must be in the weights when `ranking`
+    (MTDnet-trp) is asked for; CIR alone (an MTDnet-cls model) does not use it."""
     if weights and blobs is None:
         blobs = surgery.read_blobs(weights)  # read once for the three
-    return tuple(load_net(build(size=size), weights, blobs)
-                 for build in (netgen.deploy_feat, netgen.deploy_head, netgen.deploy_pair))
+    trunk_needs = "all" if ranking else (lambda name: name != RANKING_LAYER)
+    return (load_net(netgen.deploy_feat(size=size), weights, blobs, trunk_needs),
+            load_net(netgen.deploy_head(size=size), weights, blobs),
+            load_net(netgen.deploy_pair(size=size), weights, blobs))
 
 
 def _run(net, inp, out, x, batch):
@@ -182,7 +188,7 @@ def main(argv=None):
         rnk = load_net(netgen.deploy_rnk_feat(size=args.size), args.weights, blobs)
         result = {"rnk_distances": trp_distances(rnk, q, g)}
     else:
-        trunk, head, _ = load_nets(args.weights, args.size, blobs)
+        trunk, head, _ = load_nets(args.weights, args.size, blobs, ranking=args.trp)
         result = {"scores": cir_scores(trunk, head, q, g, args.passes)}
         if args.trp:
             result["trp_distances"] = trp_distances(trunk, q, g)
