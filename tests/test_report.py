@@ -71,7 +71,7 @@ def test_write_report_files(tmp_path):
     assert open(paths["results.md"]).read() == markdown(_rows(), "demo", doc["provenance"])
     with Image.open(paths["cmc.png"]) as im:
         assert im.format == "PNG" and im.size == (600, 450)
-    assert sorted(os.listdir(tmp_path / "rep")) == ["cmc.png", "results.json", "results.md"]
+    assert sorted(os.listdir(tmp_path / "rep")) == ["cmc.png", "index.html", "results.json", "results.md"]
 
 
 def _market_fixture(tmp_path):

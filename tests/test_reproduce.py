@@ -65,6 +65,9 @@ def test_experiment_runs_end_to_end_and_resumes(tmp_path, capsys):
     assert reproduce.main(argv) == 0
     out = capsys.readouterr().out
     assert "paper: geng16 Table 8, Market / DGDNet / SID + PV / NO | 82.70" in out
+    page = tmp_path / "run" / "report" / "index.html"   # its page printed last (issue 15 §3)
+    assert out.strip().splitlines()[-1] == "Page: %s" % page and page.is_file()
+    assert "Training stage market1501_t0/step2" in page.read_text()
     with open(tmp_path / "run" / "report" / "results.json") as f:
         rows = json.load(f)["results"]
     assert [r["name"] for r in rows] == ["single query", "multi query"]

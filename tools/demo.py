@@ -12,7 +12,9 @@ synthetic data in Market-1501's layout, on a CPU, no download:
    the source model alone and for the fine-tuned one;
 4. MTDnet (multi-task: triplet ranking + pair classification) trained on
    the target, tested by CIR pair scoring and by its ranking feature (-trp);
-5. one report (results.md / results.json / cmc.png) beside chance level.
+5. one report (results.md / results.json / cmc.png) beside chance level,
+   and its page report/index.html: ranked lists of each evaluation, the
+   training curves and net of every stage, the provenance (issue 15).
 
 Everything lands in runs/demo (--run-dir); a rerun skips what is done and
 resumes an interrupted stage. Sizes and iteration counts are the demo's own
@@ -144,7 +146,10 @@ def run(run_dir, progress=True):
     chance = chance_rank1(ctx.path("eval_geng16.t0.features.npz"))
     meta = {"chance_rank1": chance, "settings": settings()}
     paths = write_report(ctx.path("report"), rows, "Demo: synthetic Market-layout target", meta,
-                         provenance.gather(run_dir=run_dir))
+                         provenance.gather(run_dir=run_dir),
+                         ranked_from=[("Geng16 source model only", before),
+                                      ("Geng16 DGDNet two-stepped", after),
+                                      ("MTDnet CIR", cir), ("MTDnet-trp", trp)])
     rank1 = next(r["cmc"][0] for r in rows if r["name"] == "Geng16 DGDNet two-stepped, single query")
     _show(paths, start, [
         "Chance rank-1 (random ranking, Market rule): %.2f%%. Geng16 rank-1: %.2f%% = %.1f x chance."
@@ -172,13 +177,14 @@ def unsupervised(run_dir, progress=True):
 
 
 def _show(paths, start, notes=()):
-    """Print a report's table, any notes, and where it is."""
+    """Print a report's table, any notes, and where it is: its page last."""
     with open(paths["results.md"]) as f:
         print(f.read())
     for line in notes:
         print(line)
     print("Report: %s (CMC plot: %s); %.1f min." % (paths["results.md"], paths["cmc.png"],
                                                     (time.time() - start) / 60))
+    print("Page: %s" % paths["index.html"])
 
 
 def main(argv=None):

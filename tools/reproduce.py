@@ -355,9 +355,12 @@ def main(argv=None):
     with provenance.invocation("tools.reproduce", argv, options, ctx.run_dir, args.gpu):
         claim_run_dir(ctx.run_dir, key)
         report = known[key].run(ctx, opts)
-    for path in report if isinstance(report, list) else [report]:
+    reports = report if isinstance(report, list) else [report]
+    for path in reports:
         with open(os.path.join(path, "results.md")) as f:
             print(f.read())
+    for path in reports:   # the pages last (issue 15 §3)
+        print("Page: %s" % os.path.join(path, "index.html"))
     return 0
 
 

@@ -162,6 +162,8 @@ def _ranked_lists(out_dir, doc, ranked_from):
     if ranked_from is None:
         ranked_from = [(doc["title"], None)] if doc["meta"].get("sources") else []
     figures, notes = [], []
+    if not ranked_from:
+        notes.append("none: this report names no features or score file of its own")
     for i, (caption, folder) in enumerate(ranked_from):
         name = "ranked.png" if folder is None else "ranked_%d.png" % (i + 1)
         try:
