@@ -37,7 +37,8 @@ def parse(root, protocol="485/486", num_trials=NUM_TRIALS, seed=SPLIT_SEED, sing
     names = list_named(os.path.join(root, "campus"), NAME, EXTS, dataset)
     check_unique([(n.lower(), "campus/" + n) for n, _ in names], dataset, "file name")
     images, by_pid_cam = [], {}
-    for name, m in tqdm(names, desc="cuhk01: campus", unit="img", leave=False):
+    for name, m in tqdm(names, desc="cuhk01: campus", unit="img", leave=False,
+                        disable=None):
         pid, index = int(m.group(1)), int(m.group(2))
         if index not in CAM_OF_INDEX:
             raise DatasetError("cuhk01: image index %03d of campus/%s is not 001-004" % (index, name))

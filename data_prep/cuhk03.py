@@ -131,7 +131,7 @@ def extract(mat_path, version, image_dir, verify_images=False):
                 raise DatasetError("%s: %s{%d} should be an N×%d cell array of images, got %s %s"
                                    % (mat_path, version, p, CELLS, cells.dtype, cells.shape))
             for n in tqdm(range(cells.shape[0]), desc="cuhk03 %s: extracting pair %d" % (version, p),
-                          unit="person", leave=False):
+                          unit="person", leave=False, disable=None):
                 for c in range(CELLS):
                     field = "%s: %s{%d}(%d,%d)" % (mat_path, version, p, n + 1, c + 1)
                     img = _cell_image(f, cells[n, c], field)

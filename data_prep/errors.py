@@ -78,7 +78,7 @@ def check_files(root, paths, dataset, verify=False):
     (load_bgr) so that an unreadable or truncated image fails here, naming
     it, rather than during LMDB building or training."""
     for rel in tqdm(paths, desc="%s: %s images" % (dataset, "verifying" if verify else "checking"),
-                    unit="img", leave=False):
+                    unit="img", leave=False, disable=None):
         path = os.path.join(root, rel)
         try:
             size = os.path.getsize(path)
@@ -115,7 +115,8 @@ def camera_folder_images(root, folders, pattern, exts, dataset, pid_of, what="pe
         names = list_named(os.path.join(root, folder), pattern, exts, dataset)
         check_unique([(int(m.group(1)), "%s/%s" % (folder, n)) for n, m in names], dataset,
                      "%s in %s" % (what, folder))
-        for name, m in tqdm(names, desc="%s: %s" % (dataset, folder), unit="img", leave=False):
+        for name, m in tqdm(names, desc="%s: %s" % (dataset, folder), unit="img", leave=False,
+                            disable=None):
             where[(int(m.group(1)), cam)] = len(images)
             images.append({"path": "%s/%s" % (folder, name), "pid": pid_of(int(m.group(1)), cam),
                            "cam": cam, "set": folder})

@@ -37,7 +37,8 @@ def parse(root, num_trials=NUM_TRIALS, seed=SPLIT_SEED, num_train=None, verify_i
     for name, m in names:
         by_pid.setdefault(int(m.group(1)), []).append((int(m.group(2)), name))
     images, by_pid_cam = [], {}
-    for pid in tqdm(sorted(by_pid), desc="ilids: Persons", unit="id", leave=False):
+    for pid in tqdm(sorted(by_pid), desc="ilids: Persons", unit="id", leave=False,
+                    disable=None):
         shots = sorted(by_pid[pid])
         if len(shots) < 2:
             raise DatasetError("ilids: person %04d has only one image (%s); query and gallery need two"

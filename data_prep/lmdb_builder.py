@@ -24,6 +24,7 @@ after their source image.
 import hashlib
 import json
 import os
+import sys
 import threading
 
 import lmdb
@@ -141,7 +142,8 @@ def build_lmdb(split, out_dir, height, width, trial=0, subset="train", augment=0
             txn = env.begin(write=True)
             n = 0
             for i, label in zip(tqdm(indices, desc="LMDB %s" % os.path.basename(out_dir), unit="img",
-                                     disable=not verbose),
+                                     disable=not verbose,
+                                     mininterval=0.1 if sys.stderr.isatty() else 30),
                                 labels):
                 im = split["images"][i]
                 img = resize_bgr(load_bgr(os.path.join(split["root"], im["path"])), height, width)

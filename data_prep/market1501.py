@@ -33,7 +33,8 @@ CAMERAS = 6
 def _read_folder(root, folder, dataset):
     images = []
     names = list_named(os.path.join(root, folder), NAME, EXTS, dataset)
-    for name, m in tqdm(names, desc="%s: %s" % (dataset, folder), unit="img", leave=False):
+    for name, m in tqdm(names, desc="%s: %s" % (dataset, folder), unit="img", leave=False,
+                        disable=None):
         path = os.path.join(root, folder, name)
         if not PID.fullmatch(m.group(1)):
             raise DatasetError("%s: file name %s: person id %r is neither -1 (junk) nor a number"

@@ -33,6 +33,7 @@ that a user added files to) is refused, never emptied.
 import json
 import os
 import shutil
+import sys
 
 import numpy as np
 from PIL import Image
@@ -317,7 +318,8 @@ def generate(root, num_ids=NUM_IDS, seed=0, quiet=False):
     with atomic_path(root, is_dir=True, kind=KIND, record=params) as tmp:
         for folder in FOLDERS:
             os.makedirs(os.path.join(tmp, folder))
-        bar = tqdm(total=len(records), desc="synthetic: drawing", unit="img", disable=quiet)
+        bar = tqdm(total=len(records), desc="synthetic: drawing", unit="img", disable=quiet,
+                   mininterval=0.1 if sys.stderr.isatty() else 30)
         for start in range(0, len(records), CHUNK):
             sel = np.arange(start, min(start + CHUNK, len(records)))
             images = render(_take(people, rows[sel]), _take(cams, cam_idx[sel]), _take(jitter, sel),

@@ -120,7 +120,8 @@ def extract(net, paths, blob, height=None, width=None, batch=BATCH, flip=False, 
     height = height or crop[0]
     width = width or crop[1]
     rows = []
-    with tqdm(total=len(paths), desc=desc, unit="img") as bar:
+    with tqdm(total=len(paths), desc=desc, unit="img",
+              mininterval=0.1 if sys.stderr.isatty() else 30) as bar:
         for start in range(0, len(paths), batch):
             data = np.stack([preprocess(p, height, width, crop, mean) for p in paths[start:start + batch]])
             feats = forward(net, data, blob)

@@ -93,7 +93,8 @@ def pair_scores(head, maps_a, maps_b, batch=HEAD_BATCH):
     from tqdm import tqdm
     na, nb = len(maps_a), len(maps_b)
     out = np.empty(na * nb, np.float32)
-    for s in tqdm(range(0, na * nb, batch), desc="CIR pairs", unit="batch", leave=False):
+    for s in tqdm(range(0, na * nb, batch), desc="CIR pairs", unit="batch", leave=False,
+                  disable=None):
         idx = np.arange(s, min(s + batch, na * nb))
         pairs = np.concatenate([maps_a[idx // nb], maps_b[idx % nb]], axis=1)
         head.blobs["concat"].reshape(*pairs.shape)

@@ -30,6 +30,7 @@ Alternation, each step solved exactly so the objective never rises:
       Atoms left above unit norm by that tolerance are rescaled onto the
       sphere.
 """
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -236,7 +237,8 @@ def learn(feat_a, feat_b, num_atoms=NUM_ATOMS, lam=LAM, k=K_NEIGHBOURS, iters=IT
     D = initial_atoms(Y, num_atoms, seed)
     out = Dictionary(D, None, W, len(feat_a))
     Z, dual = None, None
-    steps = tqdm(range(iters), desc="dictionary", unit="iter", disable=not progress)
+    steps = tqdm(range(iters), desc="dictionary", unit="iter", disable=not progress,
+                 mininterval=0.1 if sys.stderr.isatty() else 30)
     for it in steps:
         Z, cg = z_step(Y, D, L, lam, Z)
         out.cg_iterations.append(cg)
