@@ -93,3 +93,16 @@ def test_features_are_extracted_again_only_when_asked(tmp_path):
     ctx.recompute = True
     ex.extract(ctx, out, weights, split, "dgdnet", ["query"])
     assert os.path.getmtime(out) != made
+
+
+def test_a_single_shot_split_follows_its_record(tmp_path):
+    ctx = ex.Context(str(tmp_path), progress=False)
+    split = ex.split(ctx, "synthetic", root=str(tmp_path / "syn"), name="syn", num_ids=4, seed=2)
+    shot = ex.single_shot(ctx, split, "shot", seed=0)
+    assert ex.single_shot(ctx, split, "shot", seed=0) == shot
+    with pytest.raises(Stale, match=r"shot.json was made with seed = 0, this run has 1"):
+        ex.single_shot(ctx, split, "shot", seed=1)
+    ctx.recompute = True
+    assert ex.single_shot(ctx, split, "shot", seed=1) == shot
+    ctx.recompute = False
+    assert ex.single_shot(ctx, split, "shot", seed=1) == shot  # remade with its new record

@@ -18,7 +18,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from common import records
+from common import cli, records
 from common.atomic import write_text
 from common.config import DATA_ROOT, RUNS_ROOT
 from tools import evaluate, extract_features, mtdnet_cir, mtdnet_init, surgery
@@ -65,7 +65,7 @@ def default_run_dir(name):
 def _prep(argv):
     from data_prep.__main__ import main as prep_main
     if prep_main(argv) != 0:
-        raise SystemExit("error: data preparation failed: python -m data_prep %s" % " ".join(argv))
+        raise cli.Failure("data preparation failed: python -m data_prep %s" % " ".join(argv))
 
 
 def split(ctx, dataset, root=None, name=None, **protocol):
@@ -126,7 +126,8 @@ def single_shot(ctx, split_path, name, trial=0, seed=0):
     import numpy as np
     from data_prep.split_format import load_split, save_split
     out = ctx.path("data", name + ".json")
-    if os.path.isfile(out):
+    record = {"split": records.sha1(split_path), "trial": trial, "seed": seed}
+    if records.reuse_file(out, record, ctx.recompute):
         return out
     split = copy.deepcopy(load_split(split_path))
     t = split["trials"][trial]
@@ -146,6 +147,7 @@ def single_shot(ctx, split_path, name, trial=0, seed=0):
     t["query"], t["gallery"] = query, gallery
     t.pop("multi_query", None)
     save_split(split, out)
+    records.write_record(out, record)
     return out
 
 
