@@ -95,3 +95,14 @@ def test_experiment_runs_end_to_end_and_resumes(tmp_path, capsys):
     with pytest.raises(ValueError, match="holds experiment 'geng16 table8 market dgdnet sid_pv "
                                          "scratch', not 'geng16 table8 market dgdnet sid scratch'"):
         reproduce.main(other)
+    # Other settings in the same run directory: refused, naming the field,
+    # never reused; remade only when asked (issue 12 §4).
+    longer = [a if a != "0.00004" else "0.00008" for a in argv]
+    with pytest.raises(ValueError, match="step2 was made with solver line .* rerun with --recompute"):
+        reproduce.main(longer)
+    assert os.stat(final).st_mtime_ns == stamp
+    assert reproduce.main(longer + ["--recompute"]) == 0
+    with open(tmp_path / "run" / "market1501_t0" / "step2" / "state.json") as f:
+        assert json.load(f)["iter"] == 12
+    with open(tmp_path / "run" / "report" / "results.json") as f:
+        assert json.load(f)["provenance"]["stage_iterations"]["market1501_t0/step2"] == 12

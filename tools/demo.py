@@ -111,14 +111,14 @@ def source_model(ctx, source):
                      base=BASE, k=K, size=INPUT)
 
 
-def _context(run_dir, progress):
+def _context(run_dir, progress, recompute=False):
     return ex.Context(run_dir, data_root=os.path.join(run_dir, "synthetic"), seed=SEED,
-                      progress=progress)
+                      progress=progress, recompute=recompute)
 
 
-def run(run_dir, progress=True):
+def run(run_dir, progress=True, recompute=False):
     start = time.time()
-    ctx = _context(run_dir, progress)
+    ctx = _context(run_dir, progress, recompute)
     source, target = data(ctx)
     pretrained = source_model(ctx, source)
     tuned = ex.geng16(ctx, "geng16_target", ex.lmdb(ctx, target, "train", LMDB_SIZE), pretrained,
@@ -159,15 +159,16 @@ def run(run_dir, progress=True):
     return paths
 
 
-def unsupervised(run_dir, progress=True):
+def unsupervised(run_dir, progress=True, recompute=False):
     """Geng16 §4.2 on the synthetic target without its labels: every
     Table 9 model from the demo's source model (tools/unsupervised/study.py)."""
     from tools.unsupervised import study
     start = time.time()
-    ctx = _context(run_dir, progress)
+    ctx = _context(run_dir, progress, recompute)
     source, target = data(ctx)
     weights = source_model(ctx, source)
-    uctx = ex.Context(os.path.join(run_dir, "unsupervised"), seed=SEED, progress=progress)
+    uctx = ex.Context(os.path.join(run_dir, "unsupervised"), seed=SEED, progress=progress,
+                      recompute=recompute)
     setup = study.Setup(base=BASE, iters=FINETUNE_ITERS, protocol="market", size=INPUT,
                         lmdb_size=LMDB_SIZE, solver_kw=dict(base_lr=FINETUNE_LR), k=K)
     paths, _ = study.run(uctx, weights, source, target, setup,
@@ -194,6 +195,9 @@ def main(argv=None):
     ap.add_argument("--unsupervised", action="store_true",
                     help="instead: Geng16's unsupervised transfer (Tables 7, 9) on the synthetic "
                          "target, every model side by side")
+    ap.add_argument("--recompute", action="store_true",
+                    help="remake the outputs whose record differs from this run's (without it "
+                         "they are refused, never reused)")
     args = ap.parse_args(argv)
     run_dir = os.path.abspath(args.run_dir)
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
@@ -201,7 +205,8 @@ def main(argv=None):
     options = dict(vars(args), run_dir=run_dir, **settings())
     del options["debug"]
     with provenance.invocation("tools.demo", argv, options, run_dir):
-        (unsupervised if args.unsupervised else run)(run_dir, progress=not args.no_progress)
+        (unsupervised if args.unsupervised else run)(run_dir, progress=not args.no_progress,
+                                                     recompute=args.recompute)
     return 0
 
 

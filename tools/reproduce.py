@@ -335,6 +335,9 @@ def main(argv=None):
     ap.add_argument("--snapshot-every", type=cli.positive_int, default=1000)
     ap.add_argument("--gpu", type=cli.nonnegative_int)
     ap.add_argument("--seed", type=int)
+    ap.add_argument("--recompute", action="store_true",
+                    help="remake the stages whose record differs from this run's settings "
+                         "(without it such a stage is refused, never reused)")
     args = ap.parse_args(argv)
     known = experiments()
     if args.list or not args.experiment:
@@ -346,7 +349,8 @@ def main(argv=None):
         raise ValueError("unknown experiment %r; %s" % (
             key, "did you mean: " + ", ".join(near) if near else "see --list"))
     ctx = ex.Context(args.run_dir or ex.default_run_dir(key), os.path.abspath(args.data_root),
-                     args.scale, args.gpu, args.seed, snapshot_every=args.snapshot_every, k=args.k)
+                     args.scale, args.gpu, args.seed, snapshot_every=args.snapshot_every, k=args.k,
+                     recompute=args.recompute)
     opts = Options(args.trials, args.imagenet, args.caffenet, args.augment)
     # The reports written during the run record this command and its options.
     options = dict(vars(args), experiment=key, run_dir=ctx.run_dir, data_root=ctx.data_root,
