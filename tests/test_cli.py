@@ -54,6 +54,7 @@ def cases(tmp):
          ["--deploy", missing, "--weights", missing, "--split", missing, "--out", out]),
         ("fetch_weights", "tools.fetch_weights", ["--dest", a_file]),
         ("draw_nets", "tools.draw_nets", ["no_such_family", "--out", out]),
+        ("notebooks", "tools.notebooks", [missing]),
         ("bench", "bench", ["no_such_benchmark"]),
         ("fatbin_archs", "tools.fatbin_archs", [missing]),
         ("netgen_geng16", "tools.netgen.geng16", ["--out", a_file]),
