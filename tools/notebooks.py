@@ -46,8 +46,8 @@ def execute(source, timeout=TIMEOUT):
 
 def build(source, timeout=TIMEOUT):
     """Execute `source` and write its .ipynb beside it; returns that path."""
-    import nbformat
     nb = execute(source, timeout)
+    import nbformat
     out = os.path.splitext(source)[0] + ".ipynb"
     write_text(out, nbformat.writes(nb))
     return out
