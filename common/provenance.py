@@ -23,7 +23,6 @@ import contextlib
 import ctypes
 import datetime
 import glob
-import hashlib
 import json
 import os
 import platform
@@ -33,23 +32,14 @@ import sys
 import time
 
 from common.config import ROOT
+from common.records import sha1
 
 PATCH_DIR = os.path.join(ROOT, "tools", "caffe_patches")
 # The venv records the prefix that tools/setup.sh wired in (used when pycaffe
 # is not imported in this process).
 PREFIX_FILE = os.path.join(ROOT, ".venv", "caffe-prefix")
 STATE = "state.json"        # tools/train.py's record of a stage's iterations
-_CHUNK = 1 << 20
 _INVOCATIONS = []           # the entry points running in this process, outermost first
-
-
-def sha1_of(path):
-    """SHA-1 (hex) of a file's bytes."""
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _jsonable(value):
@@ -135,7 +125,7 @@ def patch_set(patch_dir=PATCH_DIR):
     out = []
     for name in names:
         path = os.path.join(patch_dir, name)
-        out.append({"name": name, "sha1": sha1_of(path) if os.path.isfile(path) else None})
+        out.append({"name": name, "sha1": sha1(path) if os.path.isfile(path) else None})
     return out
 
 
@@ -307,7 +297,7 @@ def split_checksums(paths):
     out = {}
     for path in paths:
         path = os.path.abspath(path)
-        out[path] = sha1_of(path) if os.path.isfile(path) else None
+        out[path] = sha1(path) if os.path.isfile(path) else None
     return out
 
 

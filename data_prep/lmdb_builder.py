@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from common import caffe_env  # noqa: F401  (quiets glog before caffe loads)
 from caffe.proto import caffe_pb2
+from common import records
 from common.atomic import atomic_path
 from data_prep.augment import augment_copies
 from data_prep.disk import disk_size, human
@@ -80,11 +81,7 @@ def split_sha1(split, split_path=None):
     """SHA-1 of the split file's bytes, or, for a split held only in memory,
     of its canonical JSON (what split_format.save_split would write)."""
     if split_path is not None:
-        h = hashlib.sha1()
-        with open(split_path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        return h.hexdigest()
+        return records.sha1(split_path)
     return hashlib.sha1((json.dumps(split, indent=1, sort_keys=True) + "\n").encode()).hexdigest()
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from common import caffe_env
 import caffe
-from caffe import layers as L, params as P
+from caffe import layers as L
 from layers.l2_normalize import l2_normalize_forward
 from tests.helpers import check_gradient, net_from_spec, python_layer_net
 

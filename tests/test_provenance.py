@@ -10,7 +10,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from common import caffe_env, provenance
 from common.config import ROOT

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from common import cli
-from common.provenance import sha1_of
+from common.records import sha1
 from tools import reproduce
 from tools.evaluation import papers
 
@@ -84,7 +84,7 @@ def test_experiment_runs_end_to_end_and_resumes(tmp_path, capsys):
     assert prov["options"]["experiment"] == "geng16 table8 market dgdnet sid_pv scratch"
     assert prov["step"]["command"]["module"] == "tools.evaluate"
     split = str(tmp_path / "run" / "data" / "market1501_std.json")
-    assert prov["splits"][split] == sha1_of(split)
+    assert prov["splits"][split] == sha1(split)
     assert prov["stage_iterations"]["market1501_t0/step2"] == 6
     assert "Made by: `cd " in open(tmp_path / "run" / "report" / "results.md").read()
     stamp = os.stat(final).st_mtime_ns

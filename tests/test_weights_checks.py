@@ -84,7 +84,7 @@ def test_train_stage_refuses_junk_and_unrelated_weights(tmp_path):
 
 def test_train_stage_loads_the_weights_it_is_given(tmp_path):
     caffe_env.set_mode(None)
-    solver = _stage(tmp_path, iters=1)
+    _stage(tmp_path, iters=1)
     (tmp_path / "frozen.prototxt").write_text(
         (tmp_path / "solver.prototxt").read_text().replace("base_lr: 0.01", "base_lr: 0"))
     weights = _model(tmp_path, "init.caffemodel", _net())

@@ -15,7 +15,7 @@ import urllib.request
 
 from tqdm import tqdm
 
-from common import caffe_env, cli
+from common import caffe_env, cli, records
 from common.atomic import atomic_path
 from common.config import WEIGHTS_ROOT
 
@@ -48,14 +48,6 @@ def read_readme(name, models_dir=None):
     return meta
 
 
-def sha1_of(path):
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def fetch(name, dest_dir=WEIGHTS_ROOT, models_dir=None, opener=urllib.request.urlopen):
     """Path of `name`'s verified .caffemodel under `dest_dir`, downloaded
     unless a file with the right SHA1 is already there."""
@@ -65,7 +57,7 @@ def fetch(name, dest_dir=WEIGHTS_ROOT, models_dir=None, opener=urllib.request.ur
     meta = read_readme(name, models_dir)
     url, sha1 = meta["caffemodel_url"], meta["sha1"].lower()
     dest = os.path.join(dest_dir, meta["caffemodel"])
-    if os.path.exists(dest) and sha1_of(dest) == sha1:
+    if os.path.exists(dest) and records.sha1(dest) == sha1:
         return dest
     try:
         response = opener(url, timeout=TIMEOUT)

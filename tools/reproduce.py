@@ -31,7 +31,6 @@ from common.config import WEIGHTS_ROOT
 from data_prep.augment import COPIES
 from tools import experiment as ex
 from tools.evaluation import papers
-from tools.netgen import mtdnet as mtdnet_net
 from tools.netgen import solver as schedules
 
 
