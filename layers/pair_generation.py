@@ -3,11 +3,20 @@
 REFERENCE.md §2).
 
 From a K × M identity-sampled batch (K identities, M images each): every
-unordered pair of distinct images, positives (same identity) and negatives;
-then the smaller class — the positives — is duplicated at random until the
-two are equal. K = 32, M = 2: 32 positives and 1,984 negatives → 1,984 +
-1,984 = 3,968 pairs. An image appears in many pairs, so its gradient is the
-sum over them (a sparse incidence-matrix product, no loop over pairs).
+pair of distinct images, positives (same identity) and negatives; then the
+smaller class — the positives — is duplicated at random until the two are
+equal. An image appears in many pairs, so its gradient is the sum over them
+(a sparse incidence-matrix product, no loop over pairs).
+
+`pairs` (param_str) chooses how §5.2's "3,968 positive and negative pairs
+being generated respectively" is read, for K = 32, M = 2:
+- "unordered" (default): each pair once (i < j): 32 positives and 1,984
+  negatives → 1,984 + 1,984 = 3,968 pairs in all;
+- "ordered": both directions (i, j) and (j, i), since the verification
+  subnet's ReLU(a − b) is asymmetric: 64 positives and 64 × 62 = 3,968
+  negatives → 3,968 of each, 7,936 pairs.
+The default keeps each comparison once, as Ding et al.'s scheme [6] the
+paper follows (REFERENCE.md §2).
 """
 import caffe
 import numpy as np
@@ -17,24 +26,34 @@ from common.params import Param, parse_param_str
 
 M = 2  # images per identity in a Geng16 batch (§4.1: "two images for each person")
 
+PAIRS = ("unordered", "ordered")
+
 PARAMS = {"m": Param(int, M, lambda v: v >= 2, ">= 2"),
-          "seed": Param(int, 0, lambda v: v >= 0, ">= 0")}
+          "seed": Param(int, 0, lambda v: v >= 0, ">= 0"),
+          "pairs": Param(str, PAIRS[0], lambda v: v in PAIRS, " or ".join(PAIRS))}
 
 
-def structure_counts(batch, m):
-    """(positives, negatives) among all unordered pairs of a batch of
-    batch // m identities × m images."""
+def _check_pairs(pairs):
+    if pairs not in PAIRS:
+        raise ValueError("PairGeneration: pairs must be %s, got %r" % (" or ".join(PAIRS), pairs))
+
+
+def structure_counts(batch, m, pairs="unordered"):
+    """(positives, negatives) among all pairs (`pairs`: unordered i < j, or
+    ordered i != j) of a batch of batch // m identities × m images."""
+    _check_pairs(pairs)
     if batch % m:
         raise ValueError("PairGeneration: batch of %d images is not a whole number of "
                          "identities of %d images" % (batch, m))
     k = batch // m
-    pos = k * m * (m - 1) // 2
-    return pos, batch * (batch - 1) // 2 - pos
+    both = 2 if pairs == "ordered" else 1
+    pos = both * k * m * (m - 1) // 2
+    return pos, both * batch * (batch - 1) // 2 - pos
 
 
-def balanced_pair_count(batch, m):
+def balanced_pair_count(batch, m, pairs="unordered"):
     """Pairs output for a K × M batch: twice the larger of the two classes."""
-    return 2 * max(structure_counts(batch, m))
+    return 2 * max(structure_counts(batch, m, pairs))
 
 
 def balance(index, target, rng):
@@ -44,14 +63,17 @@ def balance(index, target, rng):
     return np.concatenate([np.repeat(index, reps), rng.choice(index, extra, replace=False)])
 
 
-def generate_pairs(labels, rng):
+def generate_pairs(labels, rng, pairs="unordered"):
     """(left, right, same) index arrays of the balanced pair set.
 
-    All unordered pairs i < j; `same` is 1 where labels agree. The smaller
-    class is duplicated at random (Geng16: the positives) to equal the other.
-    Positives come first."""
+    All pairs i < j (unordered) or i != j (ordered); `same` is 1 where labels
+    agree. The smaller class is duplicated at random (Geng16: the positives)
+    to equal the other. Positives come first."""
+    _check_pairs(pairs)
     labels = np.asarray(labels).reshape(-1)
     i, j = np.triu_indices(len(labels), k=1)
+    if pairs == "ordered":
+        i, j = np.concatenate([i, j]), np.concatenate([j, i])
     same = labels[i] == labels[j]
     pos, neg = np.flatnonzero(same), np.flatnonzero(~same)
     if not len(pos) or not len(neg):
@@ -81,7 +103,7 @@ def scatter_rows(n, indices, diffs):
 
 class PairGeneration(caffe.Layer):
     """bottoms: features (N × …), labels (N); tops: left, right (P × D) and
-    label (P; 1 = same person), P = balanced_pair_count(N, m)."""
+    label (P; 1 = same person), P = balanced_pair_count(N, m, pairs)."""
 
     def setup(self, bottom, top):
         if len(bottom) != 2 or len(top) != 3:
@@ -89,13 +111,14 @@ class PairGeneration(caffe.Layer):
                              "(left, right, label), got %d and %d" % (len(bottom), len(top)))
         opts = parse_param_str(self.param_str, PARAMS, "PairGeneration")
         self.m = opts["m"]
+        self.order = opts["pairs"]
         self.rng = np.random.RandomState(opts["seed"])
 
     def reshape(self, bottom, top):
         n = bottom[0].data.shape[0]
         if bottom[1].data.size != n:
             raise ValueError("PairGeneration: %d features but %d labels" % (n, bottom[1].data.size))
-        self.pairs = balanced_pair_count(n, self.m)
+        self.pairs = balanced_pair_count(n, self.m, self.order)
         dim = bottom[0].data.size // n
         top[0].reshape(self.pairs, dim)
         top[1].reshape(self.pairs, dim)
@@ -103,7 +126,7 @@ class PairGeneration(caffe.Layer):
 
     def forward(self, bottom, top):
         x = bottom[0].data.reshape(bottom[0].data.shape[0], -1)
-        self.left, self.right, same = generate_pairs(bottom[1].data, self.rng)
+        self.left, self.right, same = generate_pairs(bottom[1].data, self.rng, self.order)
         if len(same) != self.pairs:
             raise ValueError("PairGeneration: labels give %d pairs, a K x M batch with M = %d "
                              "gives %d; the batch is not identity-sampled as declared"

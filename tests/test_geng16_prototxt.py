@@ -80,4 +80,34 @@ def test_every_head_has_the_variants_dropout():
                 assert params["ratio"] == ratios[head], (name, layer)
                 assert sides == (2 if kind == "pv_drop" else 3), (name, layer)
                 checked += 1
-    assert checked == 39   # 13 nets carry dropout layers; a vacuous loop would check none
+    assert checked == 42   # 14 nets carry dropout layers; a vacuous loop would check none
+
+
+def _net(text):
+    msg = caffe_pb2.NetParameter()
+    text_format.Merge(text, msg)
+    return {l.name: l for l in msg.layer}
+
+
+def test_ordered_pairs_variant_on_every_pv_head():
+    """§5.2's other reading: geng16_ordered_train.prototxt asks every pair
+    layer for ordered pairs; the paper's net keeps the default (unordered,
+    left implicit so that earlier nets keep their text)."""
+    files = geng16.generate()
+    for name, wanted in (("geng16_ordered_train.prototxt", "ordered"),
+                         ("geng16_train.prototxt", None)):
+        pairs = {n: json.loads(l.python_param.param_str).get("pairs")
+                 for n, l in _net(files[name]).items()
+                 if l.type == "Python" and l.python_param.layer == "PairGeneration"}
+        assert pairs == {h + "/pairs": wanted for h in geng16.HEADS}, name
+
+
+def test_step1_pv_variant_lets_the_pv_layers_learn():
+    files = geng16.generate()
+    for name, pv_lr in (("geng16_step1_train.prototxt", 0), ("geng16_step1_pv_train.prototxt", 1)):
+        layers = _net(files[name])
+        lr = {n: l.param[0].lr_mult for n, l in layers.items() if l.param}
+        assert lr["cls_main_751"] == 1 and lr["conv1/7x7_s2"] == 0, name
+        pv = [n for n in lr if "/pv_" in n]
+        assert len(pv) == 6 and all(lr[n] == pv_lr for n in pv), name
+        assert all(lr[n] == 0 for n in lr if not n.startswith("cls_") and "/pv_" not in n), name

@@ -105,3 +105,30 @@ def test_init_is_remade_only_when_asked_for_other_weights(lmdb, tmp_path):
     init = read_blobs(str(tmp_path / "ft" / "step2" / "init.caffemodel"))
     assert init["conv1"][0].data[0] == conv1.blobs[0].data[0]
     assert final.endswith("step2/final.caffemodel")
+
+
+def test_step1_pv_trains_the_new_pv_layers_too(lmdb, tmp_path):
+    """The other reading of step 1 (`step1_pv`): the PV layers learn with
+    the classifiers; the base stays bit-identical. By default (the test
+    above) they stay at their initialisation."""
+    caffe_env.set_mode(None)
+    path, num_ids = lmdb
+    kw = _net_kw(path, num_ids)
+    pretrained = two_step.fine_tune(str(tmp_path / "pre"), dict(kw, num_ids=num_ids + 1),
+                                    None, iters=(0, 3), two_step=False, progress=False)
+    two_step.fine_tune(str(tmp_path / "ft"), dict(kw, step1_pv=True), pretrained, iters=(3, 1),
+                       progress=False)
+    init = _blobs(str(tmp_path / "ft" / "step1" / "init.caffemodel"))
+    after1 = _blobs(str(tmp_path / "ft" / "step1" / "final.caffemodel"))
+    learnt = sorted(n for n in init if n.startswith("cls_") or "/pv_" in n)
+    assert learnt == ["cls_main_%d" % num_ids, "main/pv_cls", "main/pv_fc"]
+    for name in init:
+        same = all(np.array_equal(a, b) for a, b in zip(init[name], after1[name]))
+        assert same != (name in learnt), name
+
+
+def test_step1_pv_refused_one_stepped(lmdb, tmp_path):
+    path, num_ids = lmdb
+    with pytest.raises(ValueError, match="step1_pv: one-stepped"):
+        two_step.fine_tune(str(tmp_path / "ft"), dict(_net_kw(path, num_ids), step1_pv=True),
+                           None, iters=(1, 1), two_step=False, progress=False)

@@ -2,7 +2,9 @@
 
     step 1: the new N-way classifiers `cls_*` alone learn (every other layer
             has learning rate 0 and BatchNorm keeps its statistics), starting
-            from the previous stage's weights loaded by name;
+            from the previous stage's weights loaded by name; with
+            `step1_pv` in net_kw the new PV layers learn too (not the
+            paper's reading, geng16.step1_learns);
     step 2: all layers learn, from step 1's weights.
 
 One-stepped fine-tuning (the Table 6 baseline) is step 2 alone, straight
@@ -41,10 +43,13 @@ INIT = "init.caffemodel"
 
 def write_step(step_dir, net_kw, step, max_iter, scale=1.0, name="geng16", solver_kw=None):
     """Write `step_dir`/train.prototxt (geng16.geng16(**net_kw), frozen for
-    step 1) and its solver (geng16.solver_text, `solver_kw` overriding the
-    paper's values); returns (solver path, NetParameter)."""
+    step 1 but for what net_kw's `step1_pv` lets learn) and its solver
+    (geng16.solver_text, `solver_kw` overriding the paper's values); returns
+    (solver path, NetParameter)."""
     os.makedirs(step_dir, exist_ok=True)
-    param = geng16.net_param(geng16.geng16(**net_kw), "%s_step%d" % (name, step), step)
+    net_kw = dict(net_kw)
+    step1_pv = net_kw.pop("step1_pv", False)  # net_param's, not geng16()'s
+    param = geng16.net_param(geng16.geng16(**net_kw), "%s_step%d" % (name, step), step, step1_pv)
     write_text(os.path.join(step_dir, NET), text_format.MessageToString(param))
     solver = os.path.join(step_dir, SOLVER)
     write_text(solver, geng16.solver_text(NET, max_iter, scale=scale,
@@ -104,6 +109,8 @@ def fine_tune(run_dir, net_kw, weights=None, iters=geng16.SCHEDULES["large"], tw
     num_ids, source, k, m, …); `weights` the previous stage's model (None:
     the fillers, as for Table 8's "no ImageNet" rows)."""
     step1_iters, step2_iters = iters
+    if net_kw.get("step1_pv") and not two_step:
+        raise ValueError("step1_pv: one-stepped fine-tuning has no step 1")
     if two_step:
         if not weights:
             raise ValueError("two-stepped fine-tuning needs the previous stage's weights "

@@ -22,9 +22,12 @@ loss2/fc (Geng16 §4.1 "Auxiliary losses") — for each selected loss:
 
 Arguments select the variants: base ("googlenet" | "dgdnet", Table 8),
 losses (any of sid/pv/tl, Table 4), pv_dropout ("consistent" | "random",
-Table 5), num_ids, size, loss weights, step (1: only the `cls_*` layers
-learn, §4.1 "Two-stepped fine-tuning"; 2: all layers), data ("lmdb": the
-IdentitySampledData layer; "input": Input layers for tests).
+Table 5), pairs ("unordered" | "ordered": how §5.2's "3,968 positive and
+negative pairs … respectively" is read, layers/pair_generation.py), num_ids,
+size, loss weights, step (1: only the `cls_*` layers learn, §4.1
+"Two-stepped fine-tuning"; with step1_pv the new PV layers too; 2: all
+layers), data ("lmdb": the IdentitySampledData layer; "input": Input
+layers for tests).
 """
 import json
 import os
@@ -39,6 +42,7 @@ from caffe.proto import caffe_pb2
 from tools.netgen import dgdnet as dgdnet_base
 from tools.netgen import googlenet as googlenet_base
 from tools.netgen import solver as schedules
+from layers.pair_generation import PAIRS
 
 K = 32                  # identities per batch (§4.1 "we randomly select 32 people")
 M = 2                   # images per identity (§4.1 "two images for each person")
@@ -111,10 +115,13 @@ def sid_head(n, head, feature, label, num_ids, ratio, weight):
                                               loss_weight=weight, **NO_LABEL_GRAD)
 
 
-def pv_head(n, head, feature, label, m, ratio, consistent, weight, seed):
+def pv_head(n, head, feature, label, m, ratio, consistent, weight, seed, pairs=PAIRS[0]):
     """In-batch pairs → (pairwise-consistent) dropout → a − b → ReLU → FC 1024 → FC 2 → softmax."""
+    params = dict(m=m, seed=seed)
+    if pairs != PAIRS[0]:  # the default stays implicit, so nets and stage records made before match
+        params["pairs"] = pairs
     a, b, same = _python("layers.pair_generation", "PairGeneration", feature, label, ntop=3,
-                         name=head + "/pairs", params=dict(m=m, seed=seed))
+                         name=head + "/pairs", params=params)
     n[head + "/pair_a"], n[head + "/pair_b"], n[head + "/pair_label"] = a, b, same
     da, db = _python("layers.pair_dropout", "PairwiseConsistentDropout", a, b, ntop=2,
                      name=head + "/pv_drop",
@@ -145,7 +152,7 @@ def tl_head(n, head, feature, label, m, ratio, consistent, weight, seed):
                                    loss_weight=weight)
 
 
-def _check(base, losses, pv_dropout):
+def _check(base, losses, pv_dropout, pairs):
     if base not in BASES:
         raise ValueError("geng16: base must be one of %s, got %r" % (", ".join(BASES), base))
     bad = sorted(set(losses) - set(LOSSES))
@@ -155,13 +162,16 @@ def _check(base, losses, pv_dropout):
     if pv_dropout not in PV_DROPOUTS:
         raise ValueError("geng16: pv_dropout must be one of %s, got %r"
                          % (", ".join(PV_DROPOUTS), pv_dropout))
+    if pairs not in PAIRS:
+        raise ValueError("geng16: pairs must be one of %s, got %r" % (", ".join(PAIRS), pairs))
 
 
 def geng16(base="googlenet", losses=("sid", "pv"), pv_dropout="consistent", num_ids=NUM_IDS,
            size=None, data="lmdb", source=DEFAULT_SOURCE, k=K, m=M, seed=0,
-           sid_weight=SID_WEIGHT, pv_weight=PV_WEIGHT, tl_weight=TL_WEIGHT, aux_weight=AUX_WEIGHT):
+           sid_weight=SID_WEIGHT, pv_weight=PV_WEIGHT, tl_weight=TL_WEIGHT, aux_weight=AUX_WEIGHT,
+           pairs=PAIRS[0]):
     """The training NetSpec (see the module docstring)."""
-    _check(base, losses, pv_dropout)
+    _check(base, losses, pv_dropout, pairs)
     body, default_size, ratios = BASES[base]
     size = default_size if size is None else size
     n = caffe.NetSpec()
@@ -177,7 +187,7 @@ def geng16(base="googlenet", losses=("sid", "pv"), pv_dropout="consistent", num_
             sid_head(n, head, feature, n.label, num_ids, ratios[head], sid_weight * scale)
         if "pv" in losses:
             pv_head(n, head, feature, n.label, m, ratios[head], consistent, pv_weight * scale,
-                    head_seed)
+                    head_seed, pairs)
         if "tl" in losses:
             tl_head(n, head, feature, n.label, m, ratios[head], consistent, tl_weight * scale,
                     head_seed)
@@ -198,12 +208,20 @@ def deploy(base="googlenet", batch=1, size=None):
 LEARNT = ("Convolution", "InnerProduct", "Scale", "Bias", "PReLU", "Deconvolution", "Embed")
 
 
-def net_param(netspec, name, step=2):
-    """NetParameter of a NetSpec; step 1 freezes every layer but the `cls_*`
-    classifiers (lr_mult and decay_mult 0; Geng16 §4.1: "we freeze all other
-    layers and train only the newly added softmax layer"). BatchNorm layers
-    (DGDNet) also use their stored statistics in step 1: their running
-    averages would otherwise change, and frozen means unchanged."""
+def step1_learns(name, step1_pv=False):
+    """Whether layer `name` learns in step 1: the new `cls_*` classifiers
+    (Geng16 §4.1: "train only the newly added softmax layer", the default),
+    and with `step1_pv` the new PV layers (`<head>/pv_fc`, `<head>/pv_cls`)
+    too, which otherwise stay at their random initialisation until step 2."""
+    return name.startswith("cls_") or (step1_pv and "/pv_" in name)
+
+
+def net_param(netspec, name, step=2, step1_pv=False):
+    """NetParameter of a NetSpec; step 1 freezes every layer but the new ones
+    (step1_learns; lr_mult and decay_mult 0; Geng16 §4.1: "we freeze all
+    other layers and train only the newly added softmax layer"). BatchNorm
+    layers (DGDNet) also use their stored statistics in step 1: their
+    running averages would otherwise change, and frozen means unchanged."""
     param = netspec.to_proto()
     param.name = name
     if step == 1:
@@ -211,7 +229,7 @@ def net_param(netspec, name, step=2):
             if layer.type in LEARNT and not layer.param:
                 raise ValueError("geng16: layer '%s' (%s) has no param specs, so step 1 "
                                  "could not freeze it" % (layer.name, layer.type))
-            if not layer.name.startswith("cls_"):
+            if not step1_learns(layer.name, step1_pv):
                 for p in layer.param:
                     p.lr_mult = 0
                     p.decay_mult = 0
@@ -222,8 +240,8 @@ def net_param(netspec, name, step=2):
     return param
 
 
-def net_text(netspec, name, step=2):
-    return str(net_param(netspec, name, step))
+def net_text(netspec, name, step=2, step1_pv=False):
+    return str(net_param(netspec, name, step, step1_pv))
 
 
 # Geng16 §5.2 "Training setting" (values kept in tools/netgen/solver.py).
@@ -240,8 +258,9 @@ def solver_text(net, max_iter, stepsize=STEPSIZE, base_lr=BASE_LR, gamma=GAMMA, 
         schedules.GENG16_WEIGHT_DECAY, **kw))
 
 
-# Train nets written by write_all: the paper's model and the ablations of
-# Tables 4 (losses), 5 (dropout) and 8 (base network).
+# Train nets written by write_all: the paper's model, the ablations of
+# Tables 4 (losses), 5 (dropout) and 8 (base network), and the other reading
+# of §5.2's pair count (ordered pairs).
 VARIANTS = {
     "geng16": dict(),
     "geng16_sid": dict(losses=("sid",)),
@@ -254,6 +273,7 @@ VARIANTS = {
     "geng16_sid_tl_random": dict(losses=("sid", "tl"), pv_dropout="random"),
     "dgdnet_sid": dict(base="dgdnet", losses=("sid",)),
     "dgdnet": dict(base="dgdnet"),
+    "geng16_ordered": dict(pairs="ordered"),
 }
 # Step iteration counts (§5.2): ImageNet → large set and large → small set.
 SCHEDULES = {"large": (schedules.GENG16_LARGE_STEP1_ITERS, schedules.GENG16_LARGE_STEP2_ITERS),
@@ -274,6 +294,10 @@ def generate(num_ids=NUM_IDS, source=DEFAULT_SOURCE, val_source=DEFAULT_VAL_SOUR
             geng16(num_ids=num_ids, source=val_source, **kw), name + "_val")
         files[name + "_deploy.prototxt"] = net_text(deploy(kw.get("base", "googlenet")),
                                                     name + "_deploy")
+        if name == "geng16":  # step 1 that also trains the new PV layers (not the paper's)
+            files["geng16_step1_pv_train.prototxt"] = net_text(
+                geng16(num_ids=num_ids, source=source, **kw), "geng16_step1_pv", step=1,
+                step1_pv=True)
         for sched, (iters1, iters2) in SCHEDULES.items():
             files["%s_solver_%s_step1.prototxt" % (name, sched)] = solver_text(
                 name + "_step1_train.prototxt", iters1, snapshot_prefix=name + "_step1")
