@@ -231,3 +231,17 @@ def test_canonical_readmes_parse():
     for name in fetch_weights.MODELS:
         meta = fetch_weights.read_readme(name)
         assert meta["caffemodel_url"].startswith("http") and len(meta["sha1"]) == 40
+
+
+def test_fetch_weights_removes_a_killed_download(tmp_path):
+    # a download SIGKILLed half-way leaves its temporary beside the target;
+    # the next fetch of the same model removes it (issue 12 §1)
+    from tests.test_atomic import dead_pid
+    models = _fake_models(tmp_path, b"expected")
+    dest = tmp_path / "w"
+    dest.mkdir()
+    killed = dest / (".bvlc_googlenet.caffemodel.tmp-%d-k1" % dead_pid())
+    killed.write_bytes(b"expe")
+    path = fetch_weights.fetch("bvlc_googlenet", str(dest), models)
+    assert open(path, "rb").read() == b"expected"
+    assert sorted(os.listdir(dest)) == ["bvlc_googlenet.caffemodel"]
