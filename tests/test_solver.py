@@ -30,3 +30,21 @@ def test_mtdnet_schedule_round_trips_through_prototxt():
 def test_step_policy_needs_stepsize():
     with pytest.raises(ValueError, match="stepsize"):
         solver.solver_param("n", 0.1, 10, lr_policy="step")
+
+
+@pytest.mark.parametrize("reading,net,lr", [("paper", "mtdnet", 1e-3), ("paper", "mtdnet_rnk", 1e-3),
+                                            ("authors", "mtdnet", 1e-4),
+                                            ("authors", "mtdnet_cross", 1e-4),
+                                            ("authors", "mtdnet_rnk", 1e-3)])
+def test_mtdnet_prid_lr_readings(reading, net, lr):
+    """The paper: 1e-3 throughout; the authors' PRID solver files: 1e-4 for
+    MTDnet (Nets/MTDnet/solver_PRID.prototxt), 1e-3 for MTDnet-rnk."""
+    assert solver.mtdnet_prid_lr(reading, net) == pytest.approx(lr)
+    p = solver.mtdnet_solver("n", solver.MTDNET_SMALL_ITERS,
+                             base_lr=solver.mtdnet_prid_lr(reading, net))
+    assert p.base_lr == pytest.approx(lr)
+
+
+def test_mtdnet_prid_lr_reading_is_checked():
+    with pytest.raises(ValueError, match="PRID lr reading must be one of paper, authors"):
+        solver.mtdnet_prid_lr("code", "mtdnet")

@@ -186,7 +186,9 @@ def main(argv=None):
     q, q_pids, q_cams = _load(args.query, args.size, args.mean)
     g, g_pids, g_cams = _load(args.gallery, args.size, args.mean)
     if args.rnk:
-        rnk = load_net(netgen.deploy_rnk_feat(size=args.size), args.weights, blobs)
+        # the deploy net of the model's own reading (its saved wiring; netgen.rnk_net_of)
+        spec = netgen.deploy_rnk_feat(size=args.size, rnk_net=netgen.model_rnk_net(args.weights))
+        rnk = load_net(spec, args.weights, blobs)
         result = {"rnk_distances": trp_distances(rnk, q, g)}
     else:
         trunk, head, _ = load_nets(args.weights, args.size, blobs, ranking=args.trp)

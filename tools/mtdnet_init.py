@@ -10,7 +10,12 @@ CUHK03"; REFERENCE.md §3):
         --weights runs/cuhk03/final.caffemodel --out cross_init.caffemodel
 
 conv1–conv2 come from bvlc_reference_caffenet by layer name (the other
-layers keep their Gaussian fillers); a whole trained model loads by name,
+layers keep their Gaussian fillers) — except into the authors' reading of
+MTDnet-rnk (tools/netgen/mtdnet.py rnk_net "authors", told by its wiring),
+which their script initialises from the whole CaffeNet model: every layer
+the names match but fc8, CaffeNet's 1000-way classifier where the rnk net
+has its 512-D feature (stock Caffe's --weights would abort on that shape,
+so it keeps its filler). A whole trained model loads by name,
 shapes checked first, and must fill every layer but the `cros_*` source
 stream, which is then set to a copy of the target stream.
 """
@@ -20,17 +25,22 @@ import numpy as np
 
 from common import caffe_env, cli
 import caffe
+from tools.netgen import mtdnet as netgen
 from tools.surgery import copy_planned, load_blobs, open_net, plan, read_blobs, save_net
 
-CAFFENET_LAYERS = ("conv1", "conv2")  # the layers the paper initialises from ImageNet
+CAFFENET_LAYERS = netgen.CAFFENET_INIT["ours"]  # conv1, conv2: what the paper initialises from ImageNet
+CAFFENET_CLASSIFIER = "fc8"           # CaffeNet's 1000-way layer, never copied whole
 SOURCE_PREFIX = "cros_"               # the authors' names for the source stream
 
 
 def init_from_caffenet(net, caffemodel, layers=CAFFENET_LAYERS):
-    """Copy `layers` (conv1, conv2) from a CaffeNet .caffemodel into `net` by
+    """Copy `layers` (conv1, conv2; None: every layer of `net` the model
+    names but CAFFENET_CLASSIFIER) from a CaffeNet .caffemodel into `net` by
     name, checking shapes first (Caffe would abort). Streams that share these
     parameters by name see the copy too. Returns the copied layer names."""
     blobs = read_blobs(caffemodel)
+    if layers is None:
+        layers = [name for name in net.params if name in blobs and name != CAFFENET_CLASSIFIER]
     for name in layers:
         if name not in blobs:
             raise ValueError("%s has no layer '%s'" % (caffemodel, name))
@@ -73,7 +83,7 @@ def build_init(net_path, out, caffenet=None, weights=None, phase=caffe.TRAIN):
     if weights:
         load_blobs(net, blobs, weights, lambda name: not name.startswith(SOURCE_PREFIX))
     if caffenet:
-        init_from_caffenet(net, caffenet)
+        init_from_caffenet(net, caffenet, netgen.CAFFENET_INIT[netgen.rnk_net_of(net.bottom_names)])
     copy_target_to_source(net)
     save_net(net, out)
     return out
@@ -82,7 +92,8 @@ def build_init(net_path, out, caffenet=None, weights=None, phase=caffe.TRAIN):
 def main(argv=None):
     ap = cli.ArgumentParser(description="MTDnet initial weights")
     ap.add_argument("--net", required=True, help="train prototxt (its data layer must be able to open)")
-    ap.add_argument("--caffenet", help="bvlc_reference_caffenet.caffemodel (conv1-conv2)")
+    ap.add_argument("--caffenet", help="bvlc_reference_caffenet.caffemodel (conv1-conv2; the "
+                    "authors' MTDnet-rnk: every layer but fc8)")
     ap.add_argument("--weights", help="a trained MTDnet model to start from (all layers by name)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)

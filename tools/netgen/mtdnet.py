@@ -11,7 +11,12 @@ Input layers with data="input"):
   the trunk's norm2 maps regrouped into a positive and a negative pair,
   concatenated on channels (512) → conv3 … fc8 → softmax loss; weights 1 : 1.
 - MTDnet-rnk: ranking only, widened to 5 conv + 3 FC (the authors' rnk net:
-  the last FC, `fc8`, is the 512-D feature).
+  the last FC, `fc8`, is the 512-D feature). `rnk_net` picks its reading:
+  "ours" (default: the paper's — MTDnet's CaffeNet-order trunk and fillers,
+  CaffeNet's conv1–conv2 as every MTDnet net) or "authors" (their
+  MTDnet-rnk/train_val.prototxt: AlexNet order conv → ReLU → LRN → pool,
+  bias fillers 0.1 on conv2, conv4, conv5, fc6, fc7, and the whole CaffeNet
+  model as init, tools/mtdnet_init.py).
 - MTDnet-cls: classification only (the pairs of the same triplets).
 - MTDnet-cross: MTDnet on the target set plus a source-domain stream (its own
   `cros_*` parameters) over source pairs; Caffe's ContrastiveLoss (margin 1)
@@ -53,6 +58,10 @@ DEFAULT_AUX_SOURCE = "data/mtdnet/source_train.lmdb"
 OUT_DIR = os.path.join(ROOT, "prototxt", "mtdnet")
 
 LRN = dict(local_size=5, alpha=1e-4, beta=0.75)
+RNK_NETS = ("ours", "authors")
+AUTHORS_RNK_BIAS = 0.1  # the authors' rnk bias filler of conv2, conv4, conv5, fc6, fc7 (fc8 as ours)
+# CaffeNet layers each rnk reading initialises (None: every layer the names match).
+CAFFENET_INIT = {"ours": ("conv1", "conv2"), "authors": None}
 
 
 def norm2_size(size):
@@ -72,10 +81,10 @@ def _params(pname, lr_mult=1):
     return [w, b]
 
 
-def _conv(bottom, nout, ks, pname=None, lr_mult=1, **kw):
+def _conv(bottom, nout, ks, pname=None, lr_mult=1, bias=0.0, **kw):
     return L.Convolution(bottom, num_output=nout, kernel_size=ks, param=_params(pname, lr_mult),
                          weight_filler=dict(type="gaussian", std=0.01),
-                         bias_filler=dict(type="constant", value=0), **kw)
+                         bias_filler=dict(type="constant", value=bias), **kw)
 
 
 def _fc(bottom, nout, pname=None, lr_mult=1, std=0.005, bias=0.0, **kw):
@@ -101,11 +110,43 @@ def trunk(n, data, suffix="", prefix="", lr_mult=1):
     return n[k("norm2")]
 
 
-def conv3_to_fc7(n, bottom, prefix="", lr_mult=1, pnames=False, fc7_pre_relu=False):
+def alexnet_trunk(n, data):
+    """The authors' rnk trunk: conv1 → relu1 → norm1 → pool1 → conv2 (bias
+    0.1) → relu2 → norm2 → pool2 (AlexNet order, LRN before pooling; the
+    parameter names as trunk's). Returns pool2."""
+    n.conv1 = _conv(data, 96, 11, "conv1", stride=4)
+    n.relu1 = L.ReLU(n.conv1, in_place=True)
+    n.norm1 = L.LRN(n.conv1, **LRN)
+    n.pool1 = L.Pooling(n.norm1, pool=P.Pooling.MAX, kernel_size=3, stride=2)
+    n.conv2 = _conv(n.pool1, 256, 5, "conv2", bias=AUTHORS_RNK_BIAS, pad=2, group=2)
+    n.relu2 = L.ReLU(n.conv2, in_place=True)
+    n.norm2 = L.LRN(n.conv2, **LRN)
+    n.pool2 = L.Pooling(n.norm2, pool=P.Pooling.MAX, kernel_size=3, stride=2)
+    return n.pool2
+
+
+def rnk_net_of(bottoms):
+    """Which rnk reading a net is, from its wiring {layer name: bottom
+    names} (pycaffe's Net.bottom_names, or a NetParameter's — a saved model
+    keeps each layer's bottoms): "authors" when pool1 follows norm1."""
+    return "authors" if list(bottoms.get("pool1", ())) == ["norm1"] else "ours"
+
+
+def model_rnk_net(caffemodel):
+    """rnk_net_of a saved .caffemodel's wiring."""
+    from caffe.proto import caffe_pb2
+    param = caffe_pb2.NetParameter()
+    with open(caffemodel, "rb") as f:
+        param.ParseFromString(f.read())
+    return rnk_net_of({l.name: l.bottom for l in param.layer})
+
+
+def conv3_to_fc7(n, bottom, prefix="", lr_mult=1, pnames=False, fc7_pre_relu=False, bias=0.0):
     """conv3 384 pad 1 → conv4 384 g2 → conv5 256 g2 → pool5 → fc6 → fc7
-    (ReLU + dropout 0.5 each). Returns (fc7 after dropout, fc7 before ReLU or
-    None). With fc7_pre_relu the fc7 layer writes `fc7_nodp` and the ReLU
-    copies into `fc7` (the cross net's contrastive feature)."""
+    (ReLU + dropout 0.5 each); `bias`: the bias filler of conv4, conv5, fc6
+    and fc7. Returns (fc7 after dropout, fc7 before ReLU or None). With
+    fc7_pre_relu the fc7 layer writes `fc7_nodp` and the ReLU copies into
+    `fc7` (the cross net's contrastive feature)."""
     def k(name):
         return prefix + name
 
@@ -113,20 +154,21 @@ def conv3_to_fc7(n, bottom, prefix="", lr_mult=1, pnames=False, fc7_pre_relu=Fal
         return prefix + name if pnames else None
     n[k("conv3")] = _conv(bottom, 384, 3, pn("conv3"), lr_mult, pad=1)
     n[k("relu3")] = L.ReLU(n[k("conv3")], in_place=True)
-    n[k("conv4")] = _conv(n[k("conv3")], 384, 3, pn("conv4"), lr_mult, pad=1, group=2)
+    n[k("conv4")] = _conv(n[k("conv3")], 384, 3, pn("conv4"), lr_mult, bias, pad=1, group=2)
     n[k("relu4")] = L.ReLU(n[k("conv4")], in_place=True)
-    n[k("conv5")] = _conv(n[k("conv4")], 256, 3, pn("conv5"), lr_mult, pad=1, group=2)
+    n[k("conv5")] = _conv(n[k("conv4")], 256, 3, pn("conv5"), lr_mult, bias, pad=1, group=2)
     n[k("relu5")] = L.ReLU(n[k("conv5")], in_place=True)
     n[k("pool5")] = L.Pooling(n[k("conv5")], pool=P.Pooling.MAX, kernel_size=3, stride=2)
-    n[k("fc6")] = _fc(n[k("pool5")], FC_DIM, pn("fc6"), lr_mult)
+    n[k("fc6")] = _fc(n[k("pool5")], FC_DIM, pn("fc6"), lr_mult, bias=bias)
     n[k("relu6")] = L.ReLU(n[k("fc6")], in_place=True)
     n[k("drop6")] = L.Dropout(n[k("fc6")], dropout_ratio=DROPOUT, in_place=True)
     pre = None
     if fc7_pre_relu:
-        pre = n[k("fc7_nodp")] = _fc(n[k("fc6")], FC_DIM, pn("fc7"), lr_mult, name=k("fc7"))
+        pre = n[k("fc7_nodp")] = _fc(n[k("fc6")], FC_DIM, pn("fc7"), lr_mult, bias=bias,
+                                     name=k("fc7"))
         n[k("fc7")] = L.ReLU(pre, name=k("relu7"))
     else:
-        n[k("fc7")] = _fc(n[k("fc6")], FC_DIM, pn("fc7"), lr_mult)
+        n[k("fc7")] = _fc(n[k("fc6")], FC_DIM, pn("fc7"), lr_mult, bias=bias)
         n[k("relu7")] = L.ReLU(n[k("fc7")], in_place=True)
     n[k("drop7")] = L.Dropout(n[k("fc7")], dropout_ratio=DROPOUT, in_place=True)
     return n[k("fc7")], pre
@@ -201,17 +243,24 @@ def mtdnet_cls(data="lmdb", batch=BATCH, size=MTDNET_INPUT, source=DEFAULT_SOURC
     return n
 
 
-def _rnk_body(n, data):
-    norm2 = trunk(n, data)
-    fc7, _ = conv3_to_fc7(n, norm2, pnames=True)
+def _rnk_body(n, data, rnk_net="ours"):
+    if rnk_net not in RNK_NETS:
+        raise ValueError("mtdnet: rnk_net must be one of %s, got %r" % (", ".join(RNK_NETS), rnk_net))
+    if rnk_net == "authors":
+        fc7, _ = conv3_to_fc7(n, alexnet_trunk(n, data), pnames=True, bias=AUTHORS_RNK_BIAS)
+    else:
+        fc7, _ = conv3_to_fc7(n, trunk(n, data), pnames=True)
     n.fc8 = _fc(fc7, FEAT_DIM, "fc8", bias=0.1)  # the authors' rnk names its 512-D feature fc8
     return n.fc8
 
 
-def mtdnet_rnk(data="lmdb", batch=BATCH, size=MTDNET_INPUT, source=DEFAULT_SOURCE, seed=0, mean=None):
-    """MTDnet-rnk: the ranking task alone, widened to 5 conv + 3 FC (Table 1)."""
+def mtdnet_rnk(data="lmdb", batch=BATCH, size=MTDNET_INPUT, source=DEFAULT_SOURCE, seed=0, mean=None,
+               rnk_net="ours"):
+    """MTDnet-rnk: the ranking task alone, widened to 5 conv + 3 FC (Table 1);
+    `rnk_net`: "ours" or "authors" (module docstring)."""
     n = caffe.NetSpec()
-    _ranking_loss(n, _rnk_body(n, _triplet_input(n, data, batch, size, source, seed, mean)))
+    _ranking_loss(n, _rnk_body(n, _triplet_input(n, data, batch, size, source, seed, mean),
+                               rnk_net))
     return n
 
 
@@ -293,11 +342,11 @@ def deploy_head(batch=1, size=MTDNET_INPUT):
     return n
 
 
-def deploy_rnk_feat(batch=1, size=MTDNET_INPUT):
+def deploy_rnk_feat(batch=1, size=MTDNET_INPUT, rnk_net="ours"):
     """MTDnet-rnk test: one image → L2-normalised 512-D `normfeat`."""
     n = caffe.NetSpec()
     n.data = L.Input(shape=dict(dim=[batch, 3, size, size]))
-    n.normfeat = _python("layers.l2_normalize", "L2Normalize", _rnk_body(n, n.data))
+    n.normfeat = _python("layers.l2_normalize", "L2Normalize", _rnk_body(n, n.data, rnk_net))
     return n
 
 
@@ -327,10 +376,19 @@ def generate(size=MTDNET_INPUT, batch=BATCH, source=DEFAULT_SOURCE, aux_source=D
         files[name + "_train.prototxt"] = net_text(fn(**kw), name)
     for name, fn in DEPLOY_NETS.items():
         files[name + ".prototxt"] = net_text(fn(size=size), name)
+    # the authors' reading of MTDnet-rnk (module docstring)
+    files["mtdnet_rnk_authors_train.prototxt"] = net_text(
+        mtdnet_rnk(batch=batch, size=size, source=source, rnk_net="authors"), "mtdnet_rnk_authors")
+    files["deploy_rnk_feat_authors.prototxt"] = net_text(
+        deploy_rnk_feat(size=size, rnk_net="authors"), "deploy_rnk_feat_authors")
     for name in ("mtdnet", "mtdnet_rnk", "mtdnet_cls"):
         files["%s_solver_cuhk03.prototxt" % name] = solver(name + "_train.prototxt", schedules.MTDNET_CUHK03_ITERS)
         files["%s_solver_small.prototxt" % name] = solver(name + "_train.prototxt", schedules.MTDNET_SMALL_ITERS)
     files["mtdnet_cross_solver_small.prototxt"] = solver("mtdnet_cross_train.prototxt", schedules.MTDNET_SMALL_ITERS)
+    # the authors' PRID2011 solver (tools/netgen/solver.py PRID_LRS)
+    files["mtdnet_solver_prid_authors.prototxt"] = solver(
+        "mtdnet_train.prototxt", schedules.MTDNET_SMALL_ITERS,
+        base_lr=schedules.mtdnet_prid_lr("authors", "mtdnet"))
     return files
 
 

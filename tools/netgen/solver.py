@@ -31,6 +31,11 @@ MTDNET_MOMENTUM = 0.9
 MTDNET_WEIGHT_DECAY = 0.0005
 MTDNET_CUHK03_ITERS = 200000
 MTDNET_SMALL_ITERS = 20000
+# PRID2011 fine-tuning's base_lr, by reading: the paper's 0.001 throughout
+# (default), or the authors' solver files — Nets/MTDnet/solver_PRID.prototxt
+# has 0.0001, their MTDnet-rnk one 0.001 as every other set.
+PRID_LRS = ("paper", "authors")
+MTDNET_PRID_AUTHORS_LR = 0.0001
 
 DISPLAY = 20
 SNAPSHOT = 10000
@@ -76,6 +81,17 @@ def mtdnet_solver(net, max_iter=MTDNET_CUHK03_ITERS, scale=1.0, base_lr=MTDNET_B
     """MTDnet's schedule (fixed policy)."""
     return solver_param(net, base_lr, max_iter, "fixed", momentum=MTDNET_MOMENTUM,
                         weight_decay=MTDNET_WEIGHT_DECAY, scale=scale, **kw)
+
+
+def mtdnet_prid_lr(reading, net):
+    """base_lr of MTDnet's PRID2011 stage for train net `net` (a key of
+    netgen.mtdnet.TRAIN_NETS) under `reading` (PRID_LRS)."""
+    if reading not in PRID_LRS:
+        raise ValueError("solver: PRID lr reading must be one of %s, got %r"
+                         % (", ".join(PRID_LRS), reading))
+    if reading == "authors" and net != "mtdnet_rnk":
+        return MTDNET_PRID_AUTHORS_LR
+    return MTDNET_BASE_LR
 
 
 def to_text(param):
