@@ -19,6 +19,14 @@ CaffeNet weights come through tools/fetch_weights.py (or --imagenet /
 --caffenet). `--scale` shrinks every schedule (1 = the paper's iterations);
 `--trials` is how many of a dataset's random splits are trained and
 averaged (the papers: all 10 of the small sets, 20 of CUHK03).
+
+Fidelity choices (README "Fidelity choices"), each defaulting to the
+paper's reading; an experiment keeps its key, and its stages made under
+another reading are refused unless --recompute:
+    --pairs unordered|ordered   Geng16 in-batch pairs (§5.2's "3,968 … respectively")
+    --step1-pv                  Geng16 step 1 also trains the new PV layers
+    --rnk-net ours|authors      MTDnet-rnk net and init (the authors' train_val.prototxt)
+    --prid-lr paper|authors     MTDnet PRID2011 base_lr (the authors' solver: 1e-4)
 """
 import argparse
 import os
@@ -31,6 +39,8 @@ from common.config import WEIGHTS_ROOT
 from data_prep.augment import COPIES
 from tools import experiment as ex
 from tools.evaluation import papers
+from layers.pair_generation import PAIRS
+from tools.netgen import mtdnet as mtdnet_net
 from tools.netgen import solver as schedules
 
 
@@ -41,6 +51,35 @@ class Options:
     imagenet: str = None    # ImageNet weights of the base (GoogLeNet: fetched when absent)
     caffenet: str = None    # bvlc_reference_caffenet (MTDnet conv1–2)
     augment: int = COPIES   # Geng16 §5.2: five augmented copies per training image
+    pairs: str = PAIRS[0]   # Geng16 in-batch pairs: unordered (the default) or ordered
+    step1_pv: bool = False  # Geng16 step 1: the new classifier alone (the paper) or PV too
+    rnk_net: str = mtdnet_net.RNK_NETS[0]  # MTDnet-rnk: ours (the paper's) or the authors'
+    prid_lr: str = schedules.PRID_LRS[0]   # MTDnet PRID2011 lr: the paper's or the authors'
+
+
+# Where each fidelity option applies (experiment key → bool); elsewhere a
+# non-default value is refused rather than silently unused.
+def _supervised_geng16(key):
+    return key.startswith("geng16 ") and not key.startswith(("geng16 table7", "geng16 table9"))
+
+
+OPTION_SCOPE = {
+    "pairs": ("--pairs", _supervised_geng16, "the supervised Geng16 tables (1-6, 8)"),
+    "step1_pv": ("--step1-pv", _supervised_geng16, "the supervised Geng16 tables (1-6, 8)"),
+    "rnk_net": ("--rnk-net", lambda key: key.startswith("mtdnet ") and key.endswith(" rnk"),
+                "the MTDnet-rnk rows"),
+    "prid_lr": ("--prid-lr", lambda key: key.startswith("mtdnet prid2011 "),
+                "the MTDnet PRID2011 rows"),
+}
+
+
+def check_options(key, opts):
+    """Refuse a fidelity option given a non-default value for an experiment
+    it does not change."""
+    defaults = Options()
+    for name, (flag, applies, where) in OPTION_SCOPE.items():
+        if getattr(opts, name) != getattr(defaults, name) and not applies(key):
+            raise ValueError("%s does not apply to %r: it changes %s" % (flag, key, where))
 
 
 @dataclass
@@ -89,6 +128,15 @@ def geng16_large(ctx, opts, dataset, paper, protocol, base="googlenet", pretrain
     return ex.evaluate_geng16(ctx, "report", models, sp, base, protocol, paper, subsets)
 
 
+def _fidelity(opts, variant, two_step):
+    """A Geng16 stage's net options with the fidelity choices: the pair
+    reading, and step 1's PV training where the stage has a step 1."""
+    kw = dict(variant, pairs=opts.pairs)
+    if opts.step1_pv and two_step:
+        kw["step1_pv"] = True
+    return kw
+
+
 def _per_trial(ctx, opts, split_path, name, weights, schedule, two_step, base, variant):
     """One Geng16 stage per trial of the split (its own training half);
     returns [(trial, weights)]."""
@@ -96,7 +144,7 @@ def _per_trial(ctx, opts, split_path, name, weights, schedule, two_step, base, v
     for trial in range(opts.trials):
         train = ex.lmdb(ctx, split_path, "train", ex.GENG16_LMDB[base], trial, opts.augment)
         models.append((trial, ex.geng16(ctx, "%s_t%d" % (name, trial), train, weights, schedule,
-                                        two_step, base=base, **variant)))
+                                        two_step, base=base, **_fidelity(opts, variant, two_step))))
     return models
 
 
@@ -108,7 +156,8 @@ def geng16_merged(ctx, opts, base="googlenet", pretrained=True, **variant):
     sp = ex.merged(ctx, "cuhk03_market1501", [cuhk03, market])
     train = ex.lmdb(ctx, sp, "train", ex.GENG16_LMDB[base], 0, opts.augment)
     weights = _imagenet(opts, base) if pretrained else None
-    return sp, ex.geng16(ctx, "large", train, weights, "large", pretrained, base=base, **variant)
+    return sp, ex.geng16(ctx, "large", train, weights, "large", pretrained, base=base,
+                         **_fidelity(opts, variant, pretrained))
 
 
 def geng16_small(ctx, opts, small, paper, base="googlenet", pretrained=True, two_step=True,
@@ -216,13 +265,19 @@ MTDNET_ROWS = {"rnk": ("MTDnet-rnk", "mtdnet_rnk", "rnk"), "cls": ("MTDnet-cls",
                "aug": ("MTDnet-aug", "mtdnet", "cir"), "cross": ("MTDnet-cross", "mtdnet_cross", "cir")}
 
 
+def _rnk_kw(opts, net):
+    """The MTDnet-rnk reading (its net; its CaffeNet init follows the net's
+    wiring, tools/mtdnet_init.py)."""
+    return {"rnk_net": opts.rnk_net} if net == "mtdnet_rnk" else {}
+
+
 def mtdnet_cuhk03(ctx, opts, net, trial=0):
     """CaffeNet conv1–2 → CUHK03, 200K iterations (REFERENCE.md §3)."""
     sp = ex.split(ctx, "cuhk03", name="cuhk03_labeled")
     train = ex.lmdb(ctx, sp, "train", ex.MTDNET_LMDB, trial)
     caffenet = _weights(opts.caffenet, "bvlc_reference_caffenet")
     return sp, ex.mtdnet(ctx, "cuhk03_%s_t%d" % (net, trial), net, train,
-                         schedules.MTDNET_CUHK03_ITERS, caffenet=caffenet)
+                         schedules.MTDNET_CUHK03_ITERS, caffenet=caffenet, **_rnk_kw(opts, net))
 
 
 def mtdnet_run(ctx, opts, dataset, row):
@@ -242,11 +297,14 @@ def mtdnet_run(ctx, opts, dataset, row):
         if row == "aug":
             sp = ex.merged(ctx, dataset + "_aug", [sp, cuhk03_sp], eval_from=0)
         aux = ex.lmdb(ctx, cuhk03_sp, "train", ex.MTDNET_LMDB) if net == "mtdnet_cross" else None
+        solver_kw = ({"base_lr": schedules.mtdnet_prid_lr(opts.prid_lr, net)}
+                     if dataset == "prid2011" else None)
         for trial in range(opts.trials):
             train = ex.lmdb(ctx, sp, "train", ex.MTDNET_LMDB, trial)
             models.append((trial, ex.mtdnet(ctx, "%s_%s_t%d" % (dataset, row, trial), net, train,
                                             schedules.MTDNET_SMALL_ITERS, weights=source,
-                                            aux_lmdb=aux)))
+                                            aux_lmdb=aux, solver_kw=solver_kw,
+                                            **_rnk_kw(opts, net))))
     reports = []
     for trial, weights in models:
         query = ex.lmdb(ctx, sp, "query", ex.MTDNET_LMDB, trial)
@@ -331,6 +389,16 @@ def main(argv=None):
                     help="augmented copies per training image")
     ap.add_argument("--k", type=cli.positive_int,
                     help="identities per Geng16 batch (default: the paper's 32)")
+    ap.add_argument("--pairs", choices=PAIRS, default=Options.pairs,
+                    help="Geng16 in-batch pairs: unordered (3,968 in all) or ordered (both "
+                         "directions, 3,968 of each)")
+    ap.add_argument("--step1-pv", action="store_true",
+                    help="Geng16 step 1 also trains the new PV layers (the paper: the classifier alone)")
+    ap.add_argument("--rnk-net", choices=mtdnet_net.RNK_NETS, default=Options.rnk_net,
+                    help="MTDnet-rnk: ours (CaffeNet order, conv1-2 init) or the authors' "
+                         "(AlexNet order, 0.1 biases, whole-CaffeNet init)")
+    ap.add_argument("--prid-lr", choices=schedules.PRID_LRS, default=Options.prid_lr,
+                    help="MTDnet PRID2011 base_lr: the paper's 1e-3 or the authors' solver's 1e-4")
     ap.add_argument("--snapshot-every", type=cli.positive_int, default=1000)
     ap.add_argument("--gpu", type=cli.nonnegative_int)
     ap.add_argument("--seed", type=int)
@@ -350,7 +418,9 @@ def main(argv=None):
     ctx = ex.Context(args.run_dir or ex.default_run_dir(key), os.path.abspath(args.data_root),
                      args.scale, args.gpu, args.seed, snapshot_every=args.snapshot_every, k=args.k,
                      recompute=args.recompute)
-    opts = Options(args.trials, args.imagenet, args.caffenet, args.augment)
+    opts = Options(args.trials, args.imagenet, args.caffenet, args.augment, args.pairs,
+                   args.step1_pv, args.rnk_net, args.prid_lr)
+    check_options(key, opts)
     # The reports written during the run record this command and its options.
     options = dict(vars(args), experiment=key, run_dir=ctx.run_dir, data_root=ctx.data_root,
                    **asdict(opts))
