@@ -253,3 +253,38 @@ def test_reproduce_options_apply_where_they_belong():
                       ("mtdnet prid2011 rnk", dict(prid_lr="authors", rnk_net="authors"))):
         assert key in reproduce.experiments()
         reproduce.check_options(key, reproduce.Options(**opts))  # no refusal
+
+
+def test_rnk_test_uses_the_deploy_net_of_the_models_reading(tmp_path):
+    """tools.mtdnet_cir --rnk on an authors'-reading model ranks by that
+    reading's feature (AlexNet order), told by the model's saved wiring."""
+    import caffe
+    from common import caffe_env
+    from data_prep import market1501, synthetic
+    from data_prep.lmdb_builder import build_lmdb
+    from tools import mtdnet_cir as cir
+    from tools.netgen import mtdnet
+    caffe_env.set_mode(None)
+    train = caffe_env.net_from_spec(mtdnet.mtdnet_rnk(data="input", batch=1, size=SMALL,
+                                                      rnk_net="authors"), caffe.TEST)
+    rng = np.random.RandomState(5)
+    for blobs in train.params.values():
+        for b in blobs:
+            b.data[...] = rng.randn(*b.data.shape) * 0.05
+    weights = str(tmp_path / "rnk.caffemodel")
+    train.save(weights)
+    split = market1501.parse(synthetic.generate(str(tmp_path / "synth"), num_ids=4, quiet=True))
+    lmdbs = {}
+    for subset in ("query", "gallery"):
+        lmdbs[subset] = str(tmp_path / subset)
+        build_lmdb(split, lmdbs[subset], SMALL, SMALL, subset=subset, verbose=False)
+    out = str(tmp_path / "rnk.npz")
+    cir.main(["--weights", weights, "--query", lmdbs["query"], "--gallery", lmdbs["gallery"],
+              "--size", str(SMALL), "--rnk", "--out", out])
+    with np.load(out) as z:
+        saved = z["rnk_distances"]
+    q, g = cir._load(lmdbs["query"], SMALL, None)[0], cir._load(lmdbs["gallery"], SMALL, None)[0]
+    expected = {reading: cir.trp_distances(cir.load_net(mtdnet.deploy_rnk_feat(
+        size=SMALL, rnk_net=reading), weights), q, g) for reading in ("ours", "authors")}
+    np.testing.assert_allclose(saved, expected["authors"], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(saved, expected["ours"], atol=1e-3)
