@@ -133,3 +133,13 @@ def test_chromium_check_sees_a_missing_image(report, tmp_path):
     dom = _chromium("--virtual-time-budget=10000", "--dump-dom", "file://%s" % (broken / "checked.html"))
     found = json.loads(dom.split('<pre id="image-check">', 1)[1].split("</pre>", 1)[0])
     assert found["broken"] == ["cmc.png"]
+
+
+def test_ranked_lists_of_several_trials_say_which_they_show(tmp_path):
+    split_path, split = make_split(str(tmp_path / "data"))
+    files = [make_features(str(tmp_path / ("t%d.npz" % t)), split_path, split, seed=t) for t in (0, 1)]
+    paths = evaluate.run(["--features"] + files + ["--protocol", "market", "--out",
+                                                   str(tmp_path / "report")])
+    text = open(paths["index.html"]).read()
+    assert "each with its top 10" in text and "the first of 2 trials" in text
+    assert "ranked.png" in _srcs(str(tmp_path / "report"))

@@ -177,9 +177,18 @@ def _ranked_lists(out_dir, doc, ranked_from):
             notes.append("ranked lists of %s not drawn: %s" % (caption, cli.message(err)))
             continue
         figures.append(("%s: %d queries, each with its top %d (green: true match, red: wrong, "
-                        "grey dashed: junk by the dataset's rule, not ranked)"
-                        % (caption, len(lists), visrank.TOP), name))
+                        "grey dashed: junk by the dataset's rule, not ranked)%s"
+                        % (caption, len(lists), visrank.TOP, _first_of(doc, folder)), name))
     return figures, notes
+
+
+def _first_of(doc, folder):
+    """A caption's note when ranked lists show one trial of several."""
+    if folder is not None:
+        with open(os.path.join(folder, "results.json")) as f:
+            doc = json.load(f)
+    sources = (doc.get("meta") or {}).get("sources") or []
+    return "; the first of %d trials" % len(sources) if len(sources) > 1 else ""
 
 
 def _stage_sections(out_dir, provenance):
