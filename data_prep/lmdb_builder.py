@@ -24,7 +24,6 @@ after their source image.
 import hashlib
 import json
 import os
-import sys
 import threading
 
 import lmdb
@@ -34,6 +33,7 @@ from tqdm import tqdm
 from common import caffe_env  # noqa: F401  (quiets glog before caffe loads)
 from caffe.proto import caffe_pb2
 from common import records
+from common.progress import mininterval
 from common.atomic import atomic_path
 from data_prep.augment import augment_copies
 from data_prep.disk import disk_size, human
@@ -140,7 +140,7 @@ def build_lmdb(split, out_dir, height, width, trial=0, subset="train", augment=0
             n = 0
             for i, label in zip(tqdm(indices, desc="LMDB %s" % os.path.basename(out_dir), unit="img",
                                      disable=not verbose,
-                                     mininterval=0.1 if sys.stderr.isatty() else 30),
+                                     mininterval=mininterval()),
                                 labels):
                 im = split["images"][i]
                 img = resize_bgr(load_bgr(os.path.join(split["root"], im["path"])), height, width)

@@ -33,13 +33,13 @@ that a user added files to) is refused, never emptied.
 import json
 import os
 import shutil
-import sys
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage
 from tqdm import tqdm
 
+from common.progress import mininterval
 from common.atomic import atomic_path, reuse
 
 NUM_IDS = 200              # identities, half for training, half for test (a CPU demo; Market has 1,501)
@@ -319,7 +319,7 @@ def generate(root, num_ids=NUM_IDS, seed=0, quiet=False):
         for folder in FOLDERS:
             os.makedirs(os.path.join(tmp, folder))
         bar = tqdm(total=len(records), desc="synthetic: drawing", unit="img", disable=quiet,
-                   mininterval=0.1 if sys.stderr.isatty() else 30)
+                   mininterval=mininterval())
         for start in range(0, len(records), CHUNK):
             sel = np.arange(start, min(start + CHUNK, len(records)))
             images = render(_take(people, rows[sel]), _take(cams, cam_idx[sel]), _take(jitter, sel),

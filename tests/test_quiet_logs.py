@@ -63,3 +63,25 @@ def _drain(fd, chunks):
         if not data:
             return
         chunks.append(data)
+
+
+def test_the_training_bar_draws_a_few_times_when_piped(tmp_path):
+    # tools.train's bar goes to the terminal that Caffe's glog is moved off:
+    # piped, a run of many short chunks still draws it only a few times
+    (tmp_path / "net.prototxt").write_text(
+        'layer { name: "data" type: "DummyData" top: "data" top: "label" dummy_data_param {'
+        ' shape { dim: 16 dim: 3 dim: 48 dim: 48 } shape { dim: 16 }'
+        ' data_filler { type: "gaussian" std: 1 } data_filler { type: "constant" value: 1 } } }\n'
+        'layer { name: "conv" type: "Convolution" bottom: "data" top: "conv" convolution_param {'
+        ' num_output: 16 kernel_size: 3 weight_filler { type: "xavier" } } }\n'
+        'layer { name: "fc" type: "InnerProduct" bottom: "conv" top: "fc" inner_product_param {'
+        ' num_output: 4 weight_filler { type: "xavier" } } }\n'
+        'layer { name: "loss" type: "SoftmaxWithLoss" bottom: "fc" bottom: "label" top: "loss" }\n')
+    (tmp_path / "solver.prototxt").write_text(
+        'net: "net.prototxt"\nbase_lr: 0.001\nlr_policy: "fixed"\nmax_iter: 60\ndisplay: 1\n')
+    proc = subprocess.run([sys.executable, "-m", "tools.train", "--solver",
+                           str(tmp_path / "solver.prototxt"), "--run-dir", str(tmp_path / "run")],
+                          cwd=ROOT, capture_output=True, timeout=300)
+    log = proc.stderr.decode()
+    assert proc.returncode == 0, log[-2000:]
+    assert 1 <= log.count("\rrun:") <= 3, log[-1000:]

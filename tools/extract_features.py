@@ -27,6 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from common import caffe_env, cli
+from common.progress import mininterval
 from common.atomic import atomic_path
 from common.config import MEAN_BGR
 import caffe
@@ -121,7 +122,7 @@ def extract(net, paths, blob, height=None, width=None, batch=BATCH, flip=False, 
     width = width or crop[1]
     rows = []
     with tqdm(total=len(paths), desc=desc, unit="img",
-              mininterval=0.1 if sys.stderr.isatty() else 30) as bar:
+              mininterval=mininterval()) as bar:
         for start in range(0, len(paths), batch):
             data = np.stack([preprocess(p, height, width, crop, mean) for p in paths[start:start + batch]])
             feats = forward(net, data, blob)

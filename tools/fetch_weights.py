@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from common import caffe_env, cli, records
 from common.atomic import atomic_path
+from common.progress import mininterval
 from common.config import WEIGHTS_ROOT
 
 MODELS = ("bvlc_googlenet", "bvlc_reference_caffenet", "bvlc_alexnet")
@@ -69,7 +70,7 @@ def fetch(name, dest_dir=WEIGHTS_ROOT, models_dir=None, opener=urllib.request.ur
         total = int(response.headers.get("Content-Length") or 0) or None
         h = hashlib.sha1()
         with open(tmp, "wb") as f, tqdm(total=total, unit="B", unit_scale=True, desc=name,
-                                        disable=None) as bar:
+                                        mininterval=mininterval()) as bar:
             for chunk in iter(lambda: response.read(CHUNK), b""):
                 f.write(chunk)
                 h.update(chunk)

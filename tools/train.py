@@ -58,6 +58,7 @@ import numpy as np
 from google.protobuf import text_format
 
 from common import caffe_env, cli, records
+from common.progress import mininterval
 from common.atomic import atomic_path, read_marker, write_marker, write_text
 from data_prep.lmdb_builder import INDEX, read_index
 from tools import multi_gpu, surgery
@@ -545,17 +546,19 @@ def _train(staged, param, run_dir, weights, resume, snapshot_every, progress, te
             caffe.log("Learning Rate Policy: %s" % param.lr_policy)
         total = param.max_iter
         bar = tqdm(total=total, initial=solver.iter, file=terminal, disable=not (progress and root),
-                   dynamic_ncols=True, desc=os.path.basename(os.path.normpath(run_dir)))
+                   dynamic_ncols=True, desc=os.path.basename(os.path.normpath(run_dir)),
+                   mininterval=mininterval(terminal))
         start, start_iter = time.time(), solver.iter
         try:
             while solver.iter < total:
                 steps = _chunk(solver.iter, total, param.display, snapshot_every)
                 solver.step(steps)
-                bar.update(steps)
                 _check_finite(solver.net, solver.iter, run_dir)
                 rate = (solver.iter - start_iter) * batch / max(time.time() - start, 1e-9)
+                # drawn by update(), which keeps to mininterval (a refresh here would not)
                 bar.set_postfix_str("%s | lr %.3g | %.1f img/s" % (
-                    _loss_summary(solver.net), _current_lr(param, solver.iter), rate))
+                    _loss_summary(solver.net), _current_lr(param, solver.iter), rate), refresh=False)
+                bar.update(steps)
                 if root and snapshot_every and solver.iter % snapshot_every == 0:
                     _snapshot(solver, run_dir, hold)
                 if team and solver.iter < total and team.should_stop():

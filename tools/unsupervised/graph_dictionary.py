@@ -30,7 +30,6 @@ Alternation, each step solved exactly so the objective never rises:
       Atoms left above unit norm by that tolerance are rescaled onto the
       sphere.
 """
-import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,6 +38,7 @@ import scipy.optimize
 import scipy.sparse as sp
 from tqdm import tqdm
 
+from common.progress import mininterval
 from tools.unsupervised.neighbours import nearest_both_ways
 
 # Defaults (the paper gives none).
@@ -238,7 +238,7 @@ def learn(feat_a, feat_b, num_atoms=NUM_ATOMS, lam=LAM, k=K_NEIGHBOURS, iters=IT
     out = Dictionary(D, None, W, len(feat_a))
     Z, dual = None, None
     steps = tqdm(range(iters), desc="dictionary", unit="iter", disable=not progress,
-                 mininterval=0.1 if sys.stderr.isatty() else 30)
+                 mininterval=mininterval())
     for it in steps:
         Z, cg = z_step(Y, D, L, lam, Z)
         out.cg_iterations.append(cg)
@@ -246,7 +246,7 @@ def learn(feat_a, feat_b, num_atoms=NUM_ATOMS, lam=LAM, k=K_NEIGHBOURS, iters=IT
         D, dual = d_step(Y, Z, dual)
         out.atom_norm_max.append(float(np.linalg.norm(D, axis=1).max()))
         out.history.append(objective(Y, D, Z, W, lam))
-        steps.set_postfix(objective="%.6g" % out.history[-1], cg=cg)
+        steps.set_postfix(objective="%.6g" % out.history[-1], cg=cg, refresh=False)
         if it > 0 and out.history[-3] - out.history[-1] <= tol * abs(out.history[-1]):
             break
     out.D, out.Z = D, Z

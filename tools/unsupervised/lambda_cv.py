@@ -8,12 +8,12 @@ rate of the §4.2 soft labels: the share of camera-B images whose nearest
 camera-A image in Z is the same person (B images whose person has no
 camera-A image are left out: they cannot be matched).
 """
-import sys
 from collections import namedtuple
 
 import numpy as np
 from tqdm import tqdm
 
+from common.progress import mininterval
 from tools.unsupervised.graph_dictionary import learn
 from tools.unsupervised.soft_labels import cross_view_soft_labels
 
@@ -63,7 +63,7 @@ def select_lambda(features, cams, ids, candidates=LAMBDAS, camera_a=None, seed=0
     in_a, in_b = keep & (cams == camera_a), keep & (cams != camera_a)
     scores = {}
     for lam in tqdm(candidates, desc="λ cross-validation", disable=not progress,
-                    mininterval=0.1 if sys.stderr.isatty() else 30):
+                    mininterval=mininterval()):
         result = learn(features[in_a], features[in_b], lam=lam, seed=seed, **learn_args)
         scores[lam] = cross_view_rank1(result.code_a, result.code_b, ids[in_a], ids[in_b])
     best = max(candidates, key=lambda lam: (scores[lam], -lam))
