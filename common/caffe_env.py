@@ -34,6 +34,20 @@ def set_glog_level(level):
     _glog_minloglevel().value = level
 
 
+def read_prototxt(path, message, what):
+    """`message` (a caffe_pb2 message) merged from the text file `path`;
+    a missing or unparsable file raises naming `what` and the path."""
+    from google.protobuf import text_format
+    try:
+        with open(path) as f:
+            text_format.Merge(f.read(), message)
+    except FileNotFoundError:
+        raise FileNotFoundError("%s not found: %s" % (what, path)) from None
+    except text_format.ParseError as err:
+        raise ValueError("%s %s does not parse: %s" % (what, path, err)) from None
+    return message
+
+
 def caffe_prefix():
     """Install prefix of the imported pycaffe (…/python/caffe/__init__.py)."""
     return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(caffe.__file__))))

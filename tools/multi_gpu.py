@@ -28,7 +28,6 @@ import os
 import signal
 
 import numpy as np
-from google.protobuf import text_format
 
 from common import caffe_env
 from common.params import parse_param_str
@@ -128,15 +127,7 @@ def train_net(param):
         if param.HasField(field):
             return getattr(param, field), "solver %s" % field
     path = param.train_net or param.net
-    net = caffe_pb2.NetParameter()
-    try:
-        with open(path) as f:
-            text_format.Merge(f.read(), net)
-    except FileNotFoundError:
-        raise FileNotFoundError("net file of the solver not found: %s" % path) from None
-    except text_format.ParseError as err:
-        raise ValueError("net file %s does not parse: %s" % (path, err)) from None
-    return net, path
+    return caffe_env.read_prototxt(path, caffe_pb2.NetParameter(), "net file of the solver"), path
 
 
 def check_shardable(param, count):

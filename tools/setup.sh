@@ -28,30 +28,21 @@ if [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" != "$req_sum" ]; then
   echo "$req_sum" > "$VENV/.requirements.sha256"
 fi
 
-# ---- graphviz, for Caffe's net drawer (make diagrams)
-if ! command -v dot >/dev/null; then
+# ---- Debian packages beyond Caffe's build: COMMAND PACKAGE WHAT-NEEDS-IT
+apt_tool() {
+  command -v "$1" >/dev/null && return
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    say "installing graphviz (Caffe's net drawer)"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends graphviz >&2 \
-      || { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends graphviz >&2; } \
-      || die "apt-get could not install graphviz"
+    say "installing $2 ($3)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >&2 \
+      || { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >&2; } \
+      || die "apt-get could not install $2"
   else
-    say "warning: graphviz's dot is missing (apt-get install graphviz); make diagrams needs it"
+    say "warning: $1 is missing (apt-get install $2); $3 needs it"
   fi
-fi
-
-# ---- Debian's chromium, for the test that renders a report's index.html
-# (tests/test_html_report.py: headless screenshot, every image loads)
-if ! command -v chromium >/dev/null; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    say "installing chromium (the report page's rendering test)"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >&2 \
-      || { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >&2; } \
-      || die "apt-get could not install chromium"
-  else
-    say "warning: chromium is missing (apt-get install chromium); tests/test_html_report.py needs it"
-  fi
-fi
+}
+apt_tool dot graphviz "make diagrams, Caffe's net drawer"
+# tests/test_html_report.py renders a report's index.html headless
+apt_tool chromium chromium "the report page's rendering test"
 
 # ---- Caffe (cached by its own key)
 out=$(PYTHON="$VENV/bin/python" "$ROOT/tools/build_caffe.sh" "$@")

@@ -90,15 +90,7 @@ class NonFinite(cli.Failure):
 
 def read_solver(path):
     """SolverParameter of a prototxt file, with a clear error when unreadable."""
-    param = caffe_pb2.SolverParameter()
-    try:
-        with open(path) as f:
-            text_format.Merge(f.read(), param)
-    except FileNotFoundError:
-        raise FileNotFoundError("solver file not found: %s" % path) from None
-    except text_format.ParseError as err:
-        raise ValueError("solver file %s does not parse: %s" % (path, err)) from None
-    return param
+    return caffe_env.read_prototxt(path, caffe_pb2.SolverParameter(), "solver file")
 
 
 def stage_solver(solver_path, run_dir, seed=None):
