@@ -2,6 +2,7 @@
 checking a Python layer's backward against central finite differences."""
 import json
 import os
+import re
 
 import numpy as np
 
@@ -101,3 +102,16 @@ def caffemodel_without(src, dst, drop):
     with open(dst, "wb") as f:
         f.write(param.SerializeToString())
     return dst
+
+
+# Caffe's own glog lines on stderr. A CUDA build on a machine without a
+# driver logs "Cannot create Cublas handle" / "Cannot create Curand
+# generator" at ERROR the first time it is used, in CPU mode too, before any
+# line of ours (make check-cuda runs the suite so).
+_GLOG_LINE = re.compile(r"^(?:[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ [^ ]+:\d+\] "
+                        r"|WARNING: Logging before InitGoogleLogging\(\))")
+
+
+def our_lines(stderr):
+    """The lines of a command's stderr that are the package's, not glog's."""
+    return [line for line in stderr.splitlines() if not _GLOG_LINE.match(line)]

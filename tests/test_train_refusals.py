@@ -18,6 +18,7 @@ import caffe
 from caffe import layers as L
 from data_prep.lmdb_builder import build_lmdb
 from data_prep.split_format import validate_split
+from tests.helpers import our_lines
 from tools import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -92,7 +93,7 @@ def test_a_non_finite_loss_stops_and_keeps_the_last_good_snapshot(tmp_path):
     solver = _write(tmp_path, _diverging(), max_iter=100, base_lr=1)
     proc = _cli(solver, tmp_path / "run", "--snapshot-every", "10")
     assert proc.returncode == 1
-    assert proc.stderr.splitlines() == [
+    assert our_lines(proc.stderr) == [
         "error: loss output 'loss' is inf at iteration 41; training stopped, the last good "
         "snapshot, iteration 40, is kept (%s)" % (tmp_path / "run" / train.LOG)]
     with open(tmp_path / "run" / train.STATE) as f:
@@ -105,12 +106,12 @@ def test_numeric_options_are_refused_in_one_line(tmp_path):
     n = _diverging()
     solver = _write(tmp_path, n)
     proc = _cli(solver, tmp_path / "run", "--snapshot-every", "-5", timeout=60)  # looped forever
-    assert proc.returncode == 2 and proc.stderr.splitlines() == [
+    assert proc.returncode == 2 and our_lines(proc.stderr) == [
         "error: --snapshot-every -5: must be an integer >= 0 (0: snapshots only on interruption "
         "and at the end)"]
     solver = _write(tmp_path, n, max_iter=0)
     proc = _cli(solver, tmp_path / "run")
-    assert proc.returncode == 2 and proc.stderr.splitlines() == [
+    assert proc.returncode == 2 and our_lines(proc.stderr) == [
         "error: solver %s: max_iter 0: must be >= 1 (a stage of no iterations would save "
         "untrained weights)" % solver]
     assert not os.path.exists(tmp_path / "run" / train.FINAL)
@@ -126,7 +127,7 @@ def test_a_caffe_abort_is_one_line_naming_its_reason(tmp_path):
     proc = _cli(_write(tmp_path, n), tmp_path / "run")
     log = tmp_path / "run" / train.LOG
     assert proc.returncode == 1, proc.stderr
-    lines = proc.stderr.splitlines()
+    lines = our_lines(proc.stderr)
     assert len(lines) == 1 and lines[0].startswith("error: Caffe aborted: Check failed: "), lines
     assert "(8 vs. 4)" in lines[0]
     assert lines[0].endswith("(%s)" % log)
@@ -135,20 +136,20 @@ def test_a_caffe_abort_is_one_line_naming_its_reason(tmp_path):
 def test_input_errors_are_one_line(tmp_path, lmdb_dir):
     (tmp_path / "bad.prototxt").write_text("net: 'net.prototxt'\nmax_iter: two\n")
     proc = _cli(str(tmp_path / "bad.prototxt"), tmp_path / "run")
-    assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1
-    assert proc.stderr.startswith("error: solver file %s does not parse: " % (tmp_path / "bad.prototxt"))
+    assert proc.returncode == 2 and len(our_lines(proc.stderr)) == 1
+    assert our_lines(proc.stderr)[0].startswith("error: solver file %s does not parse: " % (tmp_path / "bad.prototxt"))
 
     solver = _write(tmp_path, _classifier(str(tmp_path / "missing.lmdb"), IDS))
     proc = _cli(solver, tmp_path / "run")
     assert proc.returncode == 2
-    assert proc.stderr.splitlines() == ["error: LMDB directory not found: %s"
+    assert our_lines(proc.stderr) == ["error: LMDB directory not found: %s"
                                         % (tmp_path / "missing.lmdb")]
 
     n = _classifier(lmdb_dir, IDS)
     n.data.fn.params["python_param"]["param_str"] = json.dumps(dict(source=lmdb_dir, k=0))
     proc = _cli(_write(tmp_path, n), tmp_path / "run")
-    assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr
-    assert proc.stderr.startswith("error: ") and "'k'" in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and len(our_lines(proc.stderr)) == 1, proc.stderr
+    assert our_lines(proc.stderr)[0].startswith("error: ") and "'k'" in proc.stderr, proc.stderr
 
 
 def test_signals_wait_while_a_snapshot_is_written():

@@ -13,7 +13,7 @@ import pytest
 from common import caffe_env
 import caffe
 from caffe import layers as L
-from tests.helpers import caffemodel_without, net_from_spec
+from tests.helpers import caffemodel_without, net_from_spec, our_lines
 from tools import mtdnet_cir, surgery, train, two_step
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -103,7 +103,7 @@ def test_cli_refuses_weights_of_another_shape_in_one_line(tmp_path):
                            str(tmp_path / "run"), "--weights", other, "--no-progress"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.splitlines() == [
+    assert our_lines(proc.stderr) == [
         "error: layer 'fc' blob 0: %s have shape (5, 600), the net (4, 600)" % other]
     assert not os.path.exists(tmp_path / "run" / train.FINAL)
 
@@ -115,7 +115,7 @@ def test_surgery_cli_refuses_an_unrelated_model(tmp_path):
                            "--weights", unrelated, "--out", str(tmp_path / "init.caffemodel")],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr.splitlines() == ["error: %s fits no layer of the net: it holds 1 layer(s) "
+    assert our_lines(proc.stderr) == ["error: %s fits no layer of the net: it holds 1 layer(s) "
                                         "with weights (other_fc), none of them named as a layer "
                                         "of the net" % unrelated]
     assert not os.path.exists(tmp_path / "init.caffemodel")
@@ -161,7 +161,7 @@ def _one_line_error(module, *argv):
     proc = subprocess.run([sys.executable, "-m", module] + list(argv), cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stdout == "", (proc.returncode, proc.stderr)
-    lines = proc.stderr.splitlines()
+    lines = our_lines(proc.stderr)
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr  # no traceback
     return lines[0]
 
