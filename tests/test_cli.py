@@ -66,6 +66,7 @@ def cases(tmp):
                                             "--gallery", missing, "--out", out]),
         ("mtdnet_init", "tools.mtdnet_init", ["--net", missing, "--caffenet", missing, "--out", out]),
         ("data_prep", "data_prep", ["market1501", missing, "--out", out + ".json"]),
+        ("quick_check", "tools.quick_check", ["cuhk01", missing, "--run-dir", out]),
     ]
 
 
