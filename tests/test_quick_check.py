@@ -50,6 +50,14 @@ def test_verdict_measured_range_or_chance_margin():
     assert quick_check.verdict(0.05, 0.01, None)[0]
 
 
+def test_measured_ranges_exclude_chance():
+    # a model that learned nothing (rank-1 at chance) must fail the check
+    chance = {("cuhk01", "485/486"): 1 / 486, ("cuhk01", "871/100"): 1 / 100}
+    for key, (low, high) in quick_check.EXPECTED.items():
+        assert low > 1.4 * chance[key] and high < 1, key
+        assert not quick_check.verdict(chance[key], chance[key], (low, high))[0]
+
+
 def test_missing_root_is_one_line_bad_input(tmp_path, capsys):
     status = cli.run(quick_check.main, ["cuhk01", str(tmp_path / "nowhere"),
                                         "--run-dir", str(tmp_path / "run"), "--no-progress"])
