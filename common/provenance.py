@@ -32,6 +32,7 @@ import sys
 import time
 
 from common.config import ROOT
+from common import records
 from common.records import sha1
 
 PATCH_DIR = os.path.join(ROOT, "tools", "caffe_patches")
@@ -303,8 +304,12 @@ def split_checksums(paths):
 
 def run_splits(run_dir):
     """The split files an experiment made under its run directory
-    (tools/experiment.split writes <run_dir>/data/<name>.json)."""
-    return sorted(glob.glob(os.path.join(run_dir, "data", "*.json"))) if run_dir else []
+    (tools/experiment.split writes <run_dir>/data/<name>.json; the
+    records beside some of them are not splits)."""
+    if not run_dir:
+        return []
+    return sorted(p for p in glob.glob(os.path.join(run_dir, "data", "*.json"))
+                  if not p.endswith(records.SIDECAR))
 
 
 def stage_iterations(run_dir):

@@ -57,6 +57,8 @@ def _run_dir(tmp_path):
     run = tmp_path / "run"
     (run / "data").mkdir(parents=True)
     (run / "data" / "market1501_std.json").write_text('{"images": [1, 2]}\n')
+    # a record beside a derived split (common.records) is no split
+    (run / "data" / "market1501_std.json.record.json").write_text('{"record": {}}\n')
     for stage, it in (("market1501_t0/step1", 3), ("market1501_t0/step2", 6), ("mtdnet", 150)):
         (run / stage).mkdir(parents=True)
         (run / stage / "state.json").write_text(json.dumps({"iter": it, "snapshot": None}))
