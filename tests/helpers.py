@@ -115,3 +115,16 @@ _GLOG_LINE = re.compile(r"^(?:[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ [^ ]+:\d+\] "
 def our_lines(stderr):
     """The lines of a command's stderr that are the package's, not glog's."""
     return [line for line in stderr.splitlines() if not _GLOG_LINE.match(line)]
+
+
+def query_gallery_lmdbs(tmp_path, num_ids, size):
+    """{"query", "gallery": LMDB path} of a synthetic Market-layout set of
+    `num_ids` people, images size × size (the MTDnet CIR tests' input)."""
+    from data_prep import market1501, synthetic
+    from data_prep.lmdb_builder import build_lmdb
+    split = market1501.parse(synthetic.generate(str(tmp_path / "synth"), num_ids=num_ids, quiet=True))
+    lmdbs = {}
+    for subset in ("query", "gallery"):
+        lmdbs[subset] = str(tmp_path / subset)
+        build_lmdb(split, lmdbs[subset], size, size, subset=subset, verbose=False)
+    return lmdbs

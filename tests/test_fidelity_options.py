@@ -260,8 +260,7 @@ def test_rnk_test_uses_the_deploy_net_of_the_models_reading(tmp_path):
     reading's feature (AlexNet order), told by the model's saved wiring."""
     import caffe
     from common import caffe_env
-    from data_prep import market1501, synthetic
-    from data_prep.lmdb_builder import build_lmdb
+    from tests.helpers import query_gallery_lmdbs
     from tools import mtdnet_cir as cir
     from tools.netgen import mtdnet
     caffe_env.set_mode(None)
@@ -273,11 +272,7 @@ def test_rnk_test_uses_the_deploy_net_of_the_models_reading(tmp_path):
             b.data[...] = rng.randn(*b.data.shape) * 0.05
     weights = str(tmp_path / "rnk.caffemodel")
     train.save(weights)
-    split = market1501.parse(synthetic.generate(str(tmp_path / "synth"), num_ids=4, quiet=True))
-    lmdbs = {}
-    for subset in ("query", "gallery"):
-        lmdbs[subset] = str(tmp_path / subset)
-        build_lmdb(split, lmdbs[subset], SMALL, SMALL, subset=subset, verbose=False)
+    lmdbs = query_gallery_lmdbs(tmp_path, 4, SMALL)
     out = str(tmp_path / "rnk.npz")
     cir.main(["--weights", weights, "--query", lmdbs["query"], "--gallery", lmdbs["gallery"],
               "--size", str(SMALL), "--rnk", "--out", out])

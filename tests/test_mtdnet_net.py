@@ -225,16 +225,11 @@ def test_cir_scores_file_reaches_the_metrics(cir_weights, tmp_path):
     # scores.npz → tools.evaluate --matrix: the report's CMC is the one of
     # the matrix, and the matrix is the CIR score of the LMDB images.
     import json
-    from data_prep import market1501, synthetic
-    from data_prep.lmdb_builder import build_lmdb
+    from tests.helpers import query_gallery_lmdbs
     from tools import evaluate
     from tools.evaluation.cmc import single_shot_cmc
 
-    split = market1501.parse(synthetic.generate(str(tmp_path / "synth"), num_ids=8, quiet=True))
-    lmdbs = {}
-    for subset in ("query", "gallery"):
-        lmdbs[subset] = str(tmp_path / subset)
-        build_lmdb(split, lmdbs[subset], SMALL, SMALL, subset=subset, verbose=False)
+    lmdbs = query_gallery_lmdbs(tmp_path, 8, SMALL)
     scores = str(tmp_path / "scores.npz")
     cir.main(["--weights", cir_weights, "--query", lmdbs["query"], "--gallery", lmdbs["gallery"],
               "--size", str(SMALL), "--passes", "2", "--trp", "--out", scores])
