@@ -1,4 +1,4 @@
-# Two targets, one build script (tools/setup.sh -> tools/build_caffe.sh):
+# Two targets, one build script (caffe_build/setup.sh -> caffe_build/build_caffe.sh):
 #
 #   docker build --target cpu  -t reid-caffe:cpu  .
 #   docker build --target cuda -t reid-caffe:cuda .      # CUDA 12.6, sm_75..sm_90

@@ -9,7 +9,7 @@ SETUP_FLAGS := $(if $(filter 1,$(CUDA)),--cuda,)
 
 ## setup: venv + Caffe built from source (cached) + pycaffe wired into the venv
 setup:
-	bash tools/setup.sh $(SETUP_FLAGS)
+	bash caffe_build/setup.sh $(SETUP_FLAGS)
 
 ## demo: setup, then the main job
 demo: setup
@@ -25,7 +25,7 @@ bench: setup
 
 ## check-cuda: compile and link the CUDA variant (sm_90) here, then run the CPU tests on it (~20 min)
 check-cuda: setup
-	bash tools/check_cuda.sh
+	bash caffe_build/check_cuda.sh
 
 ## diagrams: redraw docs/diagrams/ from prototxt/ with Caffe's own drawing module (graphviz)
 diagrams: setup

@@ -91,7 +91,7 @@ def set_mode(gpu=None):
     if not built_with_cuda():
         raise RuntimeError(
             "GPU mode requested but this Caffe (%s) is a CPU_ONLY build; "
-            "build the CUDA variant with tools/setup.sh --cuda" % caffe_prefix())
+            "build the CUDA variant with caffe_build/setup.sh --cuda" % caffe_prefix())
     count = cuda_device_count()
     if gpu < 0 or gpu >= count:
         raise RuntimeError(
@@ -117,5 +117,5 @@ def net_from_spec(netspec, phase=caffe.TEST, force_backward=False, weights=None)
 def caffe_models_dir():
     """`models/` of the Caffe source tree the build came from (canonical
     bvlc_* prototxt files and their readme.md with weight URLs and SHA1s),
-    installed beside pycaffe by tools/build_caffe.sh."""
+    installed beside pycaffe by caffe_build/build_caffe.sh."""
     return os.path.join(caffe_prefix(), "models")

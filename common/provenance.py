@@ -35,8 +35,8 @@ from common.config import ROOT
 from common import records
 from common.records import sha1
 
-PATCH_DIR = os.path.join(ROOT, "tools", "caffe_patches")
-# The venv records the prefix that tools/setup.sh wired in (used when pycaffe
+PATCH_DIR = os.path.join(ROOT, "caffe_build", "caffe_patches")
+# The venv records the prefix that caffe_build/setup.sh wired in (used when pycaffe
 # is not imported in this process).
 PREFIX_FILE = os.path.join(ROOT, ".venv", "caffe-prefix")
 STATE = "state.json"        # tools/train.py's record of a stage's iterations
@@ -132,7 +132,7 @@ def patch_set(patch_dir=PATCH_DIR):
 
 def caffe_build(prefix=None):
     """{"prefix", "variant", "key", "source", "built", "patches"} of a Caffe
-    build installed by tools/build_caffe.sh into <cache>/<variant>-<key>; its
+    build installed by caffe_build/build_caffe.sh into <cache>/<variant>-<key>; its
     .complete stamp holds "source <hash>; built in …; <date>". The patches
     are the checkout's series (they are part of the key)."""
     prefix = prefix or caffe_prefix()

@@ -1,4 +1,4 @@
-"""Issue 2: tools/build_caffe.sh reuses a finished build, and its failures say
+"""Issue 2: caffe_build/build_caffe.sh reuses a finished build, and its failures say
 what is missing in one line (both sources tried; the apt package's name)."""
 import glob
 import os
@@ -10,7 +10,7 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(ROOT, "tools", "build_caffe.sh")
+SCRIPT = os.path.join(ROOT, "caffe_build", "build_caffe.sh")
 
 
 def run_build(env_extra, *args):
@@ -53,7 +53,7 @@ def test_user_tree_that_is_not_caffe_is_refused(tmp_path):
 
 
 def test_every_patch_has_a_reason_and_is_in_the_series():
-    pdir = os.path.join(ROOT, "tools", "caffe_patches")
+    pdir = os.path.join(ROOT, "caffe_build", "caffe_patches")
     series = open(os.path.join(pdir, "series")).read().split()
     assert sorted(series) == sorted(f for f in os.listdir(pdir) if f.endswith(".patch"))
     for name in series:
@@ -79,7 +79,7 @@ def test_series_applies_and_threads_touch_cuda_only_in_gpu_mode(tmp_path):
     trees = _pristine_trees()
     if not trees:
         pytest.skip("no Caffe source tree in the build cache")
-    pdir = os.path.join(ROOT, "tools", "caffe_patches")
+    pdir = os.path.join(ROOT, "caffe_build", "caffe_patches")
     series = open(os.path.join(pdir, "series")).read().split()
     patches = [open(os.path.join(pdir, name)).read() for name in series]
     thread = "src/caffe/internal_thread.cpp"
@@ -106,7 +106,7 @@ def test_series_applies_and_threads_touch_cuda_only_in_gpu_mode(tmp_path):
 
 def test_fatbin_archs_reads_entries_of_a_hand_made_fatbin():
     import struct
-    from tools.fatbin_archs import FATBIN_MAGIC, fatbin_archs
+    from caffe_build.fatbin_archs import FATBIN_MAGIC, fatbin_archs
 
     def entry(kind, arch, payload):
         header = struct.pack("<HHIQ", kind, 0, 64, len(payload)) + b"\0" * 12 + struct.pack("<I", arch)

@@ -1,7 +1,7 @@
 """One page per run (issue 15 §3): a report's index.html, made from a real
 run (a two-stepped stage trained by tools/train.py, a features file of a
 split of real image files, tools.evaluate), rendered by headless Chromium
-(Debian's `chromium`, installed by tools/setup.sh): the screenshot is not
+(Debian's `chromium`, installed by caffe_build/setup.sh): the screenshot is not
 blank and every image loads; each image is a file beside the page."""
 import html.parser
 import json
@@ -67,7 +67,7 @@ def _srcs(folder):
 
 def _chromium(*args):
     exe = shutil.which("chromium")
-    assert exe, "Debian's chromium is not installed (tools/setup.sh installs it: make setup)"
+    assert exe, "Debian's chromium is not installed (caffe_build/setup.sh installs it: make setup)"
     with tempfile.TemporaryDirectory(prefix="reid-chromium-") as profile:
         proc = subprocess.run([exe] + CHROMIUM_FLAGS + ["--user-data-dir=" + profile] + list(args),
                               capture_output=True, text=True, timeout=120)

@@ -110,7 +110,7 @@ def test_software_machine_and_caffe_build():
     assert os.path.basename(prefix) == "%s-%s" % (build["variant"], build["key"])
     with open(os.path.join(prefix, ".complete")) as f:
         assert f.read().startswith("source %s;" % build["source"])
-    series = os.path.join(ROOT, "tools", "caffe_patches", "series")
+    series = os.path.join(ROOT, "caffe_build", "caffe_patches", "series")
     with open(series) as f:
         names = [l.strip() for l in f if l.strip()]
     assert build["patches"] == [

@@ -87,7 +87,7 @@ def check_build(gpus):
     where = "--gpus %s" % gpus_text(gpus)
     if not caffe_env.built_with_cuda():
         raise Refused("%s: this Caffe (%s) is a CPU_ONLY build; build the CUDA variant with "
-                      "tools/setup.sh --cuda" % (where, caffe_env.caffe_prefix()))
+                      "caffe_build/setup.sh --cuda" % (where, caffe_env.caffe_prefix()))
     # Without USE_NCCL pycaffe still defines caffe.NCCL, as an empty class.
     if not hasattr(getattr(caffe, "NCCL", None), "new_uid"):
         raise Refused("%s: this Caffe (%s) was built without NCCL; rebuild it where NCCL is "

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build BVLC Caffe (libcaffe, pycaffe, the `caffe` tool) from source, once.
 #
-#   tools/build_caffe.sh [--cuda]
+#   caffe_build/build_caffe.sh [--cuda]
 #
 # Source, first that works (REFERENCE.md §1):
 #   1. CAFFE_SRC=/path/to/tree          a tree the user already has;
@@ -12,7 +12,7 @@
 # SHA-256 of its file manifest (see verify_manifest), the Debian tarball also
 # against its own pinned SHA-256.
 #
-# The project's patches (tools/caffe_patches/series) are applied, CMake builds
+# The project's patches (caffe_build/caffe_patches/series) are applied, CMake builds
 # with BUILD_python=ON, BUILD_python_layer=ON and OpenBLAS, and the result is
 # installed into $CAFFE_CACHE/<variant>-<key>, key = hash(source manifest,
 # patches, flags, Python + NumPy). A second run with the same key does nothing.

@@ -38,7 +38,7 @@ done
 
 start=$(date +%s)
 out=$(PYTHON="$ROOT/.venv/bin/python" CUDA_ROOT="$MERGED" CUDA_ARCH_BIN="${CUDA_ARCH_BIN:-90}" \
-      "$ROOT/tools/build_caffe.sh" --cuda)
+      "$ROOT/caffe_build/build_caffe.sh" --cuda)
 PREFIX=$(sed -n 's/^CAFFE_PREFIX=//p' <<<"$out" | tail -1)
 say "CUDA build at $PREFIX ($(( $(date +%s) - start ))s this run; $(cat "$PREFIX/.complete"))"
 "$ROOT/.venv/bin/python" -m tools.fatbin_archs "$PREFIX"/lib/libcaffe.so.*.* | sed 's/^/[check_cuda] device code in /' >&2

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # One-time setup of a checkout: the project venv (.venv), Caffe built from
-# source (tools/build_caffe.sh, cached), and pycaffe + the `caffe` tool wired
+# source (caffe_build/build_caffe.sh, cached), and pycaffe + the `caffe` tool wired
 # into the venv so that neither needs a hand-set PYTHONPATH.
 #
-#   tools/setup.sh [--cuda]      (what `make setup` runs)
+#   caffe_build/setup.sh [--cuda]      (what `make setup` runs)
 #
 # Every step is skipped when already done: a second run takes seconds.
 set -euo pipefail
@@ -45,7 +45,7 @@ apt_tool dot graphviz "make diagrams, Caffe's net drawer"
 apt_tool chromium chromium "the report page's rendering test"
 
 # ---- Caffe (cached by its own key)
-out=$(PYTHON="$VENV/bin/python" "$ROOT/tools/build_caffe.sh" "$@")
+out=$(PYTHON="$VENV/bin/python" "$ROOT/caffe_build/build_caffe.sh" "$@")
 PREFIX=$(sed -n 's/^CAFFE_PREFIX=//p' <<<"$out" | tail -1)
 [ -n "$PREFIX" ] && [ -d "$PREFIX/python/caffe" ] || die "build_caffe.sh gave no pycaffe (prefix '$PREFIX')"
 
