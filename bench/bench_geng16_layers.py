@@ -16,7 +16,7 @@ from common import caffe_env
 import caffe
 from caffe import layers as L
 from bench.timing import Result
-from tools.netgen import geng16
+from networks import geng16
 
 SMALL_K, PAPER_K, M = 8, 32, 2
 ROUNDS = 3

@@ -3,7 +3,7 @@
 Images per second of a full SGD `solver.step(1)`, and the share of it spent
 outside Caffe's own layers and update.
 
-The real training nets (SID + PV losses, tools/netgen/geng16.py) read a
+The real training nets (SID + PV losses, networks/geng16.py) read a
 synthetic Market-1501-layout LMDB through the IdentitySampledData layer, for
 two bases: DGDNet at the paper's batch K = 32, M = 2 (144×56 crops of
 160×64 images) and GoogLeNet with its two auxiliary heads at K = 8, M = 2
@@ -33,7 +33,7 @@ from bench.bench_geng16_layers import layer_times
 from bench.timing import Result
 from data_prep import market1501, synthetic
 from data_prep.lmdb_builder import build_lmdb
-from tools.netgen import geng16
+from networks import geng16
 
 NUM_IDS = 80        # 40 training identities: enough for K = 32
 M = 2

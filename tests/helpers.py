@@ -78,10 +78,10 @@ def check_gradient(net, bottoms, tops, check=None, eps=1e-2, rtol=2e-2, atol=2e-
 
 
 def assert_committed_prototxt_current(generator):
-    """The files a netgen module (with generate() and OUT_DIR) writes now are
-    exactly the committed ones under prototxt/."""
+    """The files a networks/ generator module (with generate() and OUT_DIR)
+    writes now are exactly the committed ones under prototxt/."""
     files = generator.generate()
-    cli = "python -m %s" % generator.__name__
+    cli = "python -m tools.netgen %s" % generator.__name__.rsplit(".", 1)[-1]
     committed = sorted(f for f in os.listdir(generator.OUT_DIR) if f.endswith(".prototxt"))
     assert committed == sorted(files), "run: " + cli
     for name, text in files.items():

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PACKAGES = ("bench", "caffe_build", "common", "data_prep", "layers", "tools")
+PACKAGES = ("bench", "caffe_build", "common", "data_prep", "layers", "networks", "tools")
 
 
 def entry_points():
@@ -57,9 +57,9 @@ def cases(tmp):
         ("notebooks", "tools.notebooks", [missing]),
         ("bench", "bench", ["no_such_benchmark"]),
         ("fatbin_archs", "tools.fatbin_archs", [missing]),
-        ("netgen_geng16", "tools.netgen.geng16", ["--out", a_file]),
-        ("netgen_mtdnet", "tools.netgen.mtdnet", ["--out", a_file]),
-        ("netgen_unsupervised", "tools.netgen.unsupervised", ["--out", a_file]),
+        ("netgen_geng16", "tools.netgen", ["geng16", "--out", a_file]),
+        ("netgen_mtdnet", "tools.netgen", ["mtdnet", "--out", a_file]),
+        ("netgen_unsupervised", "tools.netgen", ["unsupervised", "--out", a_file]),
         ("train", "tools.train", ["--solver", missing, "--run-dir", out]),
         ("surgery", "tools.surgery", ["--net", missing, "--weights", missing, "--out", out]),
         ("mtdnet_cir", "tools.mtdnet_cir", ["--weights", missing, "--query", missing,

@@ -74,7 +74,7 @@ def test_stages_refuse_outputs_made_otherwise_and_recompute_when_asked(tmp_path)
 def test_features_are_extracted_again_only_when_asked(tmp_path):
     """Issue 12 §4: features record the weights they came from."""
     import caffe
-    from tools.netgen import geng16
+    from networks import geng16
     caffe_env.set_mode(None)
     ctx = ex.Context(str(tmp_path), seed=1, progress=False)
     split = ex.split(ctx, "synthetic", root=str(tmp_path / "syn"), name="syn", num_ids=4, seed=2)

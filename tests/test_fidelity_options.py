@@ -65,7 +65,7 @@ CAFFENET_SIDE = 67  # CaffeNet's deploy at this side has the same shapes (pool5 
 def _rnk_layers(rnk_net):
     from caffe.proto import caffe_pb2
     from google.protobuf import text_format
-    from tools.netgen import mtdnet
+    from networks import mtdnet
     param = caffe_pb2.NetParameter()
     text_format.Merge(str(mtdnet.mtdnet_rnk(data="input", batch=1, rnk_net=rnk_net).to_proto()),
                       param)
@@ -130,7 +130,7 @@ def test_rnk_init_from_caffenet(rnk_net, copied, random_caffenet, tmp_path):
     layer the names match (fc8 is CaffeNet's 1000-way classifier, the rnk's
     512-D feature: it keeps its filler); ours, as the paper, conv1–conv2."""
     from tools import mtdnet_init
-    from tools.netgen import mtdnet
+    from networks import mtdnet
     from tools.surgery import read_blobs
     caffenet, theirs = random_caffenet
     net_path = tmp_path / "rnk.prototxt"
@@ -152,7 +152,7 @@ def test_rnk_deploy_follows_the_models_reading():
     through the train net's trunk and the deploy net give one `normfeat`."""
     import caffe
     from common.caffe_env import net_from_spec
-    from tools.netgen import mtdnet
+    from networks import mtdnet
     for rnk_net in ("ours", "authors"):
         train = net_from_spec(mtdnet.mtdnet_rnk(data="input", batch=1, size=SMALL,
                                                 rnk_net=rnk_net), caffe.TEST)
@@ -184,7 +184,7 @@ def _dgdnet_model(path, num_ids=5):
     statistics of the identity (mean 0, variance 1) for step 1 to keep."""
     import caffe
     from common import caffe_env
-    from tools.netgen import geng16
+    from networks import geng16
     net = caffe_env.net_from_spec(geng16.geng16(base="dgdnet", data="input", k=2, m=2,
                                                 num_ids=num_ids), caffe.TRAIN)
     for name, layer in zip(net._layer_names, net.layers):
@@ -262,7 +262,7 @@ def test_rnk_test_uses_the_deploy_net_of_the_models_reading(tmp_path):
     from common import caffe_env
     from tests.helpers import query_gallery_lmdbs
     from tools import mtdnet_cir as cir
-    from tools.netgen import mtdnet
+    from networks import mtdnet
     caffe_env.set_mode(None)
     train = caffe_env.net_from_spec(mtdnet.mtdnet_rnk(data="input", batch=1, size=SMALL,
                                                       rnk_net="authors"), caffe.TEST)

@@ -14,7 +14,7 @@ from caffe.proto import caffe_pb2
 from common import caffe_env
 from common.caffe_env import net_from_spec
 from tools import fetch_weights, surgery
-from tools.netgen import geng16
+from networks import geng16
 
 CANONICAL = os.path.join(caffe_env.caffe_models_dir(), "bvlc_googlenet", "train_val.prototxt")
 HEAD_ONLY = ("Data", "Dropout", "SoftmaxWithLoss", "Accuracy")

@@ -1,4 +1,4 @@
-"""The committed prototxt/geng16/ files are what tools/netgen/geng16.py
+"""The committed prototxt/geng16/ files are what networks/geng16.py
 generates now, and each parses as a Caffe net or solver carrying the
 paper's values (issue 3)."""
 import json
@@ -8,7 +8,7 @@ from google.protobuf import text_format
 
 from caffe.proto import caffe_pb2
 from tests.helpers import assert_committed_prototxt_current
-from tools.netgen import geng16
+from networks import geng16
 
 
 def test_committed_prototxt_is_current():

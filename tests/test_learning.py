@@ -34,7 +34,7 @@ from common import caffe_env
 from tools import experiment as ex
 from tools.demo import chance_rank1
 from tools.evaluate import evaluate_features
-from tools.netgen import geng16 as geng16_net
+from networks import geng16 as geng16_net
 
 SEED = 0
 NUM_IDS = 20              # 10 training, 10 test identities (the generator's halves)

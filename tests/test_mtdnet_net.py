@@ -13,8 +13,8 @@ from common import caffe_env
 from common.caffe_env import net_from_spec
 from tools import mtdnet_cir as cir
 from tools import mtdnet_init
-from tools.netgen import mtdnet as netgen
-from tools.netgen import solver as schedules
+from networks import mtdnet as netgen
+from networks import solver as schedules
 
 SMALL = 64  # input side: norm2 3×3, pool5 1×1 — keeps CPU time low
 

@@ -1,11 +1,11 @@
-"""The committed prototxt/mtdnet/ files are what tools/netgen/mtdnet.py
+"""The committed prototxt/mtdnet/ files are what networks/mtdnet.py
 generates now, and each parses as a Caffe net or solver (issue 4)."""
 import numpy as np
 from google.protobuf import text_format
 
 from caffe.proto import caffe_pb2
 from tests.helpers import assert_committed_prototxt_current
-from tools.netgen import mtdnet
+from networks import mtdnet
 
 
 def test_committed_prototxt_is_current():

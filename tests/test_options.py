@@ -8,7 +8,7 @@ import pytest
 
 from common import cli
 from tools import evaluate, extract_features, reproduce
-from tools.netgen import geng16 as geng16_net
+from networks import geng16 as geng16_net
 
 
 def test_checkers_accept_in_range_and_refuse_the_rest():

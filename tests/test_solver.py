@@ -5,7 +5,7 @@ from google.protobuf import text_format
 
 from common import caffe_env  # noqa: F401
 from caffe.proto import caffe_pb2
-from tools.netgen import solver
+from networks import solver
 
 
 def test_geng16_schedule_and_scale():

@@ -129,7 +129,7 @@ def test_stock_caffe_trains_a_generated_geng16_solver(tmp_path):
     found from layers/ with no PYTHONPATH set by the user."""
     from data_prep import market1501, synthetic
     from data_prep.lmdb_builder import build_lmdb
-    from tools.netgen import geng16
+    from networks import geng16
 
     tree = synthetic.generate(str(tmp_path / "syn"), num_ids=12, seed=1, quiet=True)
     split = market1501.parse(tree)

@@ -63,7 +63,7 @@ def test_step1_refuses_weights_without_batchnorm_statistics(lmdb, tmp_path):
     caffe_env.set_mode(None)
     path, num_ids = lmdb
     import caffe
-    from tools.netgen import geng16
+    from networks import geng16
     # a model with every layer but the BatchNorm ones
     net = caffe_env.net_from_spec(geng16.geng16(base="dgdnet", data="input", k=K, m=M,
                                                 num_ids=num_ids), caffe.TRAIN)
@@ -83,7 +83,7 @@ def test_init_is_remade_only_when_asked_for_other_weights(lmdb, tmp_path):
     from common.atomic import Stale
     from caffe.proto import caffe_pb2
     import caffe
-    from tools.netgen import geng16
+    from networks import geng16
     caffe_env.set_mode(None)
     path, num_ids = lmdb
     net = caffe_env.net_from_spec(geng16.geng16(base="dgdnet", data="input", k=K, m=M,

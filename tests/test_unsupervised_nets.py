@@ -1,5 +1,5 @@
 """Geng16 §5.6 / Table 9 alternatives to co-training through real pycaffe
-(tools/netgen/unsupervised.py, tools/unsupervised/autoencoder.py): the
+(networks/unsupervised.py, tools/unsupervised/autoencoder.py): the
 autoencoder's loss is Eq. 4 averaged over the batch, training lowers it,
 pretrained weights are really the fine-tuning's start and the code is
 f_e(x); the domain-adversarial net feeds only the source rows to the SID
@@ -14,7 +14,7 @@ import caffe
 from caffe.proto import caffe_pb2
 from common.atomic import Stale
 from tests.helpers import assert_committed_prototxt_current, net_from_spec
-from tools.netgen import geng16, unsupervised
+from networks import geng16, unsupervised
 from tools.surgery import read_blobs
 from tools.unsupervised import autoencoder as ae
 

@@ -89,7 +89,7 @@ def test_ranked_lists_of_a_cir_score_file_show_the_scored_lmdb_images(tmp_path):
     from data_prep.lmdb_builder import build_lmdb
     from tests.helpers import net_from_spec
     from tools import mtdnet_cir
-    from tools.netgen import mtdnet as netgen
+    from networks import mtdnet as netgen
     split_path, split = make_split(tmp_path / "data")
     lmdbs = {s: str(tmp_path / s) for s in ("query", "gallery")}
     for subset, path in lmdbs.items():

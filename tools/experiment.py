@@ -23,8 +23,8 @@ from common.atomic import write_text
 from common.config import DATA_ROOT, RUNS_ROOT
 from tools import evaluate, extract_features, mtdnet_cir, mtdnet_init, surgery
 from tools.two_step import INIT, NET, SOLVER, fine_tune, init_layers
-from tools.netgen import geng16 as geng16_net
-from tools.netgen import mtdnet as mtdnet_net
+from networks import geng16 as geng16_net
+from networks import mtdnet as mtdnet_net
 from tools.train import train_stage
 
 # LMDB image sizes: a margin around each net's input for the data layer's

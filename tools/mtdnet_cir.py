@@ -33,7 +33,7 @@ from common.config import MTDNET_INPUT
 import caffe
 from layers.triplet_data import prepare
 from tools import surgery
-from tools.netgen import mtdnet as netgen
+from networks import mtdnet as netgen
 
 PASSES = 8          # both orders × flips (the authors' test code)
 TRUNK_BATCH = 64

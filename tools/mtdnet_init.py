@@ -11,7 +11,7 @@ CUHK03"; REFERENCE.md §3):
 
 conv1–conv2 come from bvlc_reference_caffenet by layer name (the other
 layers keep their Gaussian fillers) — except into the authors' reading of
-MTDnet-rnk (tools/netgen/mtdnet.py rnk_net "authors", told by its wiring),
+MTDnet-rnk (networks/mtdnet.py rnk_net "authors", told by its wiring),
 which their script initialises from the whole CaffeNet model: every layer
 the names match but fc8, CaffeNet's 1000-way classifier where the rnk net
 has its 512-D feature (stock Caffe's --weights would abort on that shape,
@@ -25,7 +25,7 @@ import numpy as np
 
 from common import caffe_env, cli
 import caffe
-from tools.netgen import mtdnet as netgen
+from networks import mtdnet as netgen
 from tools.surgery import copy_planned, load_blobs, open_net, plan, read_blobs, save_net
 
 CAFFENET_LAYERS = netgen.CAFFENET_INIT["ours"]  # conv1, conv2: what the paper initialises from ImageNet

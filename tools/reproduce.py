@@ -40,8 +40,8 @@ from data_prep.augment import COPIES
 from tools import experiment as ex
 from tools.evaluation import papers
 from layers.pair_generation import PAIRS
-from tools.netgen import mtdnet as mtdnet_net
-from tools.netgen import solver as schedules
+from networks import mtdnet as mtdnet_net
+from networks import solver as schedules
 
 
 @dataclass

@@ -9,7 +9,7 @@
 
 One-stepped fine-tuning (the Table 6 baseline) is step 2 alone, straight
 from the previous stage's weights. Iteration counts are the paper's
-(tools/netgen/solver.py: 20K + 150K into a large set, 20K + 20K into a
+(networks/solver.py: 20K + 150K into a large set, 20K + 20K into a
 small one) times `scale`.
 
 Each step is a tools/train.py stage in its own folder under `run_dir`
@@ -33,7 +33,7 @@ from common import records
 from common.atomic import write_text
 from caffe.proto import caffe_pb2
 from tools import surgery
-from tools.netgen import geng16
+from networks import geng16
 from tools.train import train_stage
 
 NET = "train.prototxt"

@@ -21,7 +21,7 @@
 # 4. the **six losses** of one forward pass (SID + PV on GoogLeNet's three heads);
 # 5. **two-stepped fine-tuning**, step 1 (§4.1): only the new classifier learns.
 #
-# Everything below calls the package's own code (`layers/`, `tools/netgen/`),
+# Everything below calls the package's own code (`layers/`, `networks/`),
 # the code the demo and `tools.reproduce` train with.
 
 # %%
@@ -35,7 +35,7 @@ from common import caffe_env  # glog quiet, before caffe
 import caffe
 from layers import identity_sampled_data as isd
 from layers import pair_dropout, pair_generation
-from tools.netgen import geng16
+from networks import geng16
 
 caffe.set_mode_cpu()
 
@@ -129,7 +129,7 @@ assert len(weights) == 6
 #
 # Moving to a new set of people, the N-way classifiers `cls_*` are new and
 # random. Step 1 trains them alone: every other layer gets learning rate 0
-# and BatchNorm keeps its statistics (`tools/netgen/geng16.net_param(...,
+# and BatchNorm keeps its statistics (`networks/geng16.net_param(...,
 # step=1)`). After a few SGD iterations every frozen layer is bit-identical
 # and only `cls_*` moved. DGDNet (the small base, at half its input) keeps
 # this quick.

@@ -42,7 +42,7 @@ from layers.triplet_data import prepare
 from layers.triplet_sampling import sample_triplets
 from tools import mtdnet_cir
 from tools.evaluation import visrank
-from tools.netgen import mtdnet
+from networks import mtdnet
 
 caffe.set_mode_cpu()
 

@@ -9,7 +9,7 @@ then train again on the target features with `weights` = that model.
 Features are numpy rows (N × dim; tools/extract_features.py output, any
 trailing 1 × 1 axes are flattened) fed into the net's Input blob each step,
 so no data layer is involved. The nets and the solver come from
-tools/netgen/unsupervised.py; Caffe runs in whatever mode the caller set.
+networks/unsupervised.py; Caffe runs in whatever mode the caller set.
 """
 import hashlib
 import os
@@ -20,7 +20,7 @@ from common import caffe_env, records
 from common.atomic import atomic_path, write_text
 import caffe
 from tools import surgery
-from tools.netgen import geng16, unsupervised as netgen
+from networks import geng16, unsupervised as netgen
 
 NET = "autoencoder_train.prototxt"
 SOLVER = "autoencoder_solver.prototxt"

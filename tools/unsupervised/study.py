@@ -133,9 +133,9 @@ def adversarial_weights(ctx, source_weights, source_split, target_split, setup):
     set (SID) with a domain classifier behind a reversal layer, source and
     target images in every batch, from the source model by name."""
     from tools import surgery
-    from tools.netgen import geng16 as geng16_net
+    from networks import geng16 as geng16_net
     from tools.two_step import transferred
-    from tools.netgen import unsupervised as nets
+    from networks import unsupervised as nets
     lmdb_size = setup.lmdb_size or ex.GENG16_LMDB[setup.base]
     source = ex.lmdb(ctx, source_split, "train", lmdb_size)
     index = load_split(target_split)["trials"][0]["train"]

@@ -1,7 +1,7 @@
 """NetSpec generator of the MTDnet family (Chen et al. 2017, Fig. 2 and
 Table 1; REFERENCE.md §3) and of their solvers:
 
-    python -m tools.netgen.mtdnet [--out prototxt/mtdnet] [--size 227]
+    python -m tools.netgen mtdnet [--out prototxt/mtdnet] [--size 227]
                                   [--source LMDB] [--aux-source LMDB] [--batch 128]
 
 Networks (train nets take their data from layers/triplet_data.py, or from
@@ -35,15 +35,13 @@ these nets. Parameter names (conv1_w, …) make every stream share one blob.
 import json
 import math
 import os
-import sys
 
 
-from tools.netgen import write_files
-from common import cli
+from networks import write_files
 from common.config import MTDNET_INPUT, ROOT
 import caffe
 from caffe import layers as L, params as P
-from tools.netgen import solver as schedules
+from networks import solver as schedules
 
 BATCH = 128             # triplets per batch, authors' data_param batch_size
 FEAT_DIM = 512          # ranking feature f ∈ R^512 (Eq. 1)
@@ -351,7 +349,7 @@ def deploy_rnk_feat(batch=1, size=MTDNET_INPUT, rnk_net="ours"):
 
 
 def solver(net, max_iter, scale=1.0, **kw):
-    """Solver text with MTDnet's schedule (tools/netgen/solver.py); `net`
+    """Solver text with MTDnet's schedule (networks/solver.py); `net`
     relative to the solver file."""
     return schedules.to_text(schedules.mtdnet_solver(net, max_iter, scale, **kw))
 
@@ -385,7 +383,7 @@ def generate(size=MTDNET_INPUT, batch=BATCH, source=DEFAULT_SOURCE, aux_source=D
         files["%s_solver_cuhk03.prototxt" % name] = solver(name + "_train.prototxt", schedules.MTDNET_CUHK03_ITERS)
         files["%s_solver_small.prototxt" % name] = solver(name + "_train.prototxt", schedules.MTDNET_SMALL_ITERS)
     files["mtdnet_cross_solver_small.prototxt"] = solver("mtdnet_cross_train.prototxt", schedules.MTDNET_SMALL_ITERS)
-    # the authors' PRID2011 solver (tools/netgen/solver.py PRID_LRS)
+    # the authors' PRID2011 solver (networks/solver.py PRID_LRS)
     files["mtdnet_solver_prid_authors.prototxt"] = solver(
         "mtdnet_train.prototxt", schedules.MTDNET_SMALL_ITERS,
         base_lr=schedules.mtdnet_prid_lr("authors", "mtdnet"))
@@ -396,20 +394,3 @@ def write(out_dir=OUT_DIR, **kw):
     """Write every generated file into `out_dir` (each atomically)."""
     return write_files(generate(**kw), out_dir)
 
-
-def main(argv=None):
-    ap = cli.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=OUT_DIR)
-    ap.add_argument("--size", type=cli.positive_int, default=MTDNET_INPUT,
-                    help="input side (227: authors' code; 224: the paper)")
-    ap.add_argument("--batch", type=cli.positive_int, default=BATCH, help="triplets per batch")
-    ap.add_argument("--source", default=DEFAULT_SOURCE, help="training LMDB (target set)")
-    ap.add_argument("--aux-source", default=DEFAULT_AUX_SOURCE, help="source-domain LMDB (cross net)")
-    args = ap.parse_args(argv)
-    print(write(args.out, size=args.size, batch=args.batch, source=args.source,
-                aux_source=args.aux_source))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(cli.run(main))

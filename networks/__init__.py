@@ -1,5 +1,7 @@
-"""NetSpec generators, one module per network family (mtdnet, geng16) and
-the shared bases they build on (googlenet, dgdnet) and solver schedules."""
+"""NetSpec generators, one module per network family (mtdnet, geng16,
+unsupervised) and the shared bases they build on (googlenet, dgdnet) and
+solver schedules. `python -m tools.netgen geng16|mtdnet|unsupervised|all`
+regenerates the committed prototxt/ from them."""
 import os
 
 from common.atomic import write_text

@@ -2,7 +2,7 @@
 
 The two models Geng16 compares with its unsupervised co-training on VIPeR:
 
-    python -m tools.netgen.unsupervised [--out prototxt/unsupervised] [--num-ids 751]
+    python -m tools.netgen unsupervised [--out prototxt/unsupervised] [--num-ids 751]
                                         [--source LMDB] [--target LMDB]
 
 - CNN + autoencoder: "the input layer of the autoencoder is the feature
@@ -22,18 +22,16 @@ The two models Geng16 compares with its unsupervised co-training on VIPeR:
   image has its own label, sampled with M = 1 so that no identity structure
   leaks; the label is silenced) are concatenated on the batch axis and go
   through one base network. Its feature is sliced back: the source rows get
-  Geng16's SID head (tools/netgen/geng16.sid_head, main head only), all rows
+  Geng16's SID head (networks/geng16.sid_head, main head only), all rows
   go through GradientReversal (layers/gradient_reversal.py) → FC → ReLU →
   FC 2 `domain_cls` → softmax against the domain label (0 source, 1 target).
 """
 import os
-import sys
 
 import caffe
 from caffe import layers as L
-from common import cli
 from common.config import ROOT
-from tools.netgen import geng16, googlenet as googlenet_base, solver as schedules, write_files
+from networks import geng16, googlenet as googlenet_base, solver as schedules, write_files
 
 # --- autoencoder ---------------------------------------------------------
 
@@ -183,19 +181,3 @@ def write_all(out_dir=OUT_DIR, **kw):
     """Write every generated file into `out_dir` (each atomically)."""
     return write_files(generate(**kw), out_dir)
 
-
-def main(argv=None):
-    ap = cli.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=OUT_DIR)
-    ap.add_argument("--num-ids", type=cli.positive_int, default=geng16.NUM_IDS,
-                    help="source training identities N (names cls_main_<N>)")
-    ap.add_argument("--source", default=geng16.DEFAULT_SOURCE, help="labelled source LMDB")
-    ap.add_argument("--target", default=DEFAULT_TARGET,
-                    help="target LMDB, every image with its own label")
-    args = ap.parse_args(argv)
-    print(write_all(args.out, num_ids=args.num_ids, source=args.source, target=args.target))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(cli.run(main))

@@ -1,7 +1,7 @@
 """NetSpec generator of the Geng16 family (Geng, Wang, Xiang & Tian 2016,
 §3.1 and §4.1, Fig. 1; REFERENCE.md §2) and of its solvers:
 
-    python -m tools.netgen.geng16 [--out prototxt/geng16] [--num-ids 751]
+    python -m tools.netgen geng16 [--out prototxt/geng16] [--num-ids 751]
                                   [--source LMDB] [--val-source LMDB]
 
 One base network over a K × M identity-sampled batch (the "Siamese" branches
@@ -31,17 +31,15 @@ layers for tests).
 """
 import json
 import os
-import sys
 
-from tools.netgen import write_files
-from common import cli
+from networks import write_files
 from common.config import GENG16_CROP, ROOT
 import caffe
 from caffe import layers as L
 from caffe.proto import caffe_pb2
-from tools.netgen import dgdnet as dgdnet_base
-from tools.netgen import googlenet as googlenet_base
-from tools.netgen import solver as schedules
+from networks import dgdnet as dgdnet_base
+from networks import googlenet as googlenet_base
+from networks import solver as schedules
 from layers.pair_generation import PAIRS
 
 K = 32                  # identities per batch (§4.1 "we randomly select 32 people")
@@ -244,7 +242,7 @@ def net_text(netspec, name, step=2, step1_pv=False):
     return str(net_param(netspec, name, step, step1_pv))
 
 
-# Geng16 §5.2 "Training setting" (values kept in tools/netgen/solver.py).
+# Geng16 §5.2 "Training setting" (values kept in networks/solver.py).
 BASE_LR = schedules.GENG16_BASE_LR        # 0.001
 GAMMA = schedules.GENG16_GAMMA            # ×0.1 …
 STEPSIZE = schedules.GENG16_STEPSIZE      # … every 40K iterations
@@ -310,19 +308,3 @@ def write_all(out_dir=OUT_DIR, **kw):
     """Write every generated file into `out_dir` (each atomically)."""
     return write_files(generate(**kw), out_dir)
 
-
-def main(argv=None):
-    ap = cli.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=OUT_DIR)
-    ap.add_argument("--num-ids", type=cli.positive_int, default=NUM_IDS,
-                    help="training identities N (names the cls_<head>_<N> layers)")
-    ap.add_argument("--source", default=DEFAULT_SOURCE, help="training LMDB")
-    ap.add_argument("--val-source", default=DEFAULT_VAL_SOURCE, help="validation LMDB")
-    args = ap.parse_args(argv)
-    print(write_all(args.out, num_ids=args.num_ids, source=args.source,
-                    val_source=args.val_source))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(cli.run(main))
