@@ -39,7 +39,7 @@ PATCH_DIR = os.path.join(ROOT, "caffe_build", "caffe_patches")
 # The venv records the prefix that caffe_build/setup.sh wired in (used when pycaffe
 # is not imported in this process).
 PREFIX_FILE = os.path.join(ROOT, ".venv", "caffe-prefix")
-STATE = "state.json"        # tools/train.py's record of a stage's iterations
+STATE = "state.json"        # training/stage.py's record of a stage's iterations
 _INVOCATIONS = []           # the entry points running in this process, outermost first
 
 

@@ -18,7 +18,7 @@ Sampling (plain numpy functions below, testable without Caffe):
   that cover every identity.
 
 Batch t is a function of (seed, rank, t) alone, so `resume_at(iteration)`
-(tools/train.py) continues the exact sequence of an interrupted run.
+(training/stage.py) continues the exact sequence of an interrupted run.
 
 A background thread prepares batches (LMDB reads, crops and mirrors on
 uint8) into a queue "prefetch" deep; forward only turns the next batch into
@@ -269,7 +269,7 @@ class IdentitySampledData(caffe.Layer):
         self.resume_at(0)
 
     def resume_at(self, iteration):
-        """Continue the seeded batch sequence at `iteration` (tools/train.py)."""
+        """Continue the seeded batch sequence at `iteration` (training/stage.py)."""
         self.close()
         self.prefetcher = Prefetcher(self.sampler.batches(iteration), self.opts["prefetch"])
         # stop the thread when the layer goes (Caffe gives layers no teardown)

@@ -16,7 +16,7 @@ Input layers with data="input"):
   CaffeNet's conv1–conv2 as every MTDnet net) or "authors" (their
   MTDnet-rnk/train_val.prototxt: AlexNet order conv → ReLU → LRN → pool,
   bias fillers 0.1 on conv2, conv4, conv5, fc6, fc7, and the whole CaffeNet
-  model as init, tools/mtdnet_init.py).
+  model as init, training/mtdnet_init.py).
 - MTDnet-cls: classification only (the pairs of the same triplets).
 - MTDnet-cross: MTDnet on the target set plus a source-domain stream (its own
   `cros_*` parameters) over source pairs; Caffe's ContrastiveLoss (margin 1)

@@ -1,6 +1,6 @@
 """Small real inputs for the tests of issue 15's pictures: a split of real
 image files, a features file of it, and training stages trained by
-tools/train.py (real pycaffe, a few seconds)."""
+training/stage.py (real pycaffe, a few seconds)."""
 import os
 
 import numpy as np
@@ -11,7 +11,7 @@ import caffe
 from caffe import layers as L
 from data_prep.split_format import save_split
 from tools.extract_features import save_features
-from tools.train import train_stage
+from training.stage import train_stage
 
 # (pid, cam) of the gallery and query images: person 1 also in the query's
 # camera (junk under Market's rule), id -1 junk, 0 a distractor.
@@ -85,7 +85,7 @@ def write_stage(folder, max_iter=40, lr=0.01, frozen=False):
 
 
 def train_two_stepped(stage, iters=(20, 30)):
-    """A two-stepped stage like tools/two_step.py's: step1/ then step2/
+    """A two-stepped stage like training/two_step.py's: step1/ then step2/
     from step 1's weights; returns the final weights."""
     weights = train_stage(write_stage(os.path.join(stage, "step1"), iters[0], 0.01, True),
                           os.path.join(stage, "step1"), progress=False)

@@ -1,5 +1,5 @@
 """Training curves (issue 15 §2, tools/evaluation/curves.py): read from a
-real tools/train.py stage's glog by Caffe's own parse_log.py; a two-stepped
+real training/stage.py stage's glog by Caffe's own parse_log.py; a two-stepped
 stage's step 2 continues step 1's time axis."""
 import re
 

@@ -129,9 +129,9 @@ def test_rnk_init_from_caffenet(rnk_net, copied, random_caffenet, tmp_path):
     """The authors initialise their rnk from the whole CaffeNet model: every
     layer the names match (fc8 is CaffeNet's 1000-way classifier, the rnk's
     512-D feature: it keeps its filler); ours, as the paper, conv1–conv2."""
-    from tools import mtdnet_init
+    from training import mtdnet_init
     from networks import mtdnet
-    from tools.surgery import read_blobs
+    from training.surgery import read_blobs
     caffenet, theirs = random_caffenet
     net_path = tmp_path / "rnk.prototxt"
     net_path.write_text(mtdnet.net_text(mtdnet.mtdnet_rnk(data="input", batch=1, size=SMALL,
@@ -205,7 +205,7 @@ def test_reproduce_geng16_stage_trains_ordered_pairs_and_step1_pv(tmp_path):
     from common import caffe_env
     from data_prep import synthetic
     from tools import experiment as ex, reproduce
-    from tools.surgery import read_blobs
+    from training.surgery import read_blobs
     caffe_env.set_mode(None)
     synthetic.generate(str(tmp_path / "data" / "market1501"), num_ids=12, seed=4, quiet=True)
     weights = _dgdnet_model(str(tmp_path / "imagenet.caffemodel"))

@@ -13,7 +13,7 @@ import caffe
 from caffe.proto import caffe_pb2
 from common import caffe_env
 from common.caffe_env import net_from_spec
-from tools import fetch_weights, surgery
+from training import fetch_weights, surgery
 from networks import geng16
 
 CANONICAL = os.path.join(caffe_env.caffe_models_dir(), "bvlc_googlenet", "train_val.prototxt")

@@ -1,5 +1,5 @@
 """One page per run (issue 15 §3): a report's index.html, made from a real
-run (a two-stepped stage trained by tools/train.py, a features file of a
+run (a two-stepped stage trained by training/stage.py, a features file of a
 split of real image files, tools.evaluate), rendered by headless Chromium
 (Debian's `chromium`, installed by caffe_build/setup.sh): the screenshot is not
 blank and every image loads; each image is a file beside the page."""

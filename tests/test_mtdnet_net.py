@@ -12,7 +12,7 @@ from caffe.proto import caffe_pb2
 from common import caffe_env
 from common.caffe_env import net_from_spec
 from tools import mtdnet_cir as cir
-from tools import mtdnet_init
+from training import mtdnet_init
 from networks import mtdnet as netgen
 from networks import solver as schedules
 

@@ -1,4 +1,4 @@
-"""`tools/train.py --gpu/--gpus` (tools/multi_gpu.py), on the CPU: parsing
+"""`python -m tools.train --gpu/--gpus` (training/multi_gpu.py), on the CPU: parsing
 and refusals, the identity-sampled data layer's shards for two ranks, and
 the processes' stop agreement and supervision. The NCCL training itself
 needs GPUs and is not run here."""
@@ -27,8 +27,9 @@ from data_prep.lmdb_builder import build_lmdb, read_index
 from data_prep.split_format import validate_split
 from layers import identity_sampled_data as isd
 from tests.test_train import _write_stage
-from tools import multi_gpu, train
-from tools.multi_gpu import Refused
+from tools import train
+from training import multi_gpu, stage
+from training.multi_gpu import Refused
 
 # --- the --gpus list and the refusals --------------------------------------
 
@@ -83,16 +84,16 @@ def test_train_stage_refuses_before_starting(tmp_path):
     solver = _write_stage(tmp_path)
     run_dir = tmp_path / "run"
     with pytest.raises(Refused, match="--gpus 0,1: this Caffe .* is a CPU_ONLY build"):
-        train.train_stage(solver, str(run_dir), gpus=[0, 1])
-    assert os.listdir(run_dir) == [train.LOCK]  # nothing staged, no log: nothing started
+        stage.train_stage(solver, str(run_dir), gpus=[0, 1])
+    assert os.listdir(run_dir) == [stage.LOCK]  # nothing staged, no log: nothing started
     with pytest.raises(Refused, match="GPU mode requested but this Caffe .* is a CPU_ONLY build"):
-        train.train_stage(solver, str(run_dir), gpus=[0])     # one id: the --gpu path
+        stage.train_stage(solver, str(run_dir), gpus=[0])     # one id: the --gpu path
     with pytest.raises(Refused, match="GPU mode requested"):
-        train.train_stage(solver, str(run_dir), gpu=0)
+        stage.train_stage(solver, str(run_dir), gpu=0)
     with pytest.raises(ValueError, match="give gpu or gpus, not both"):
-        train.train_stage(solver, str(run_dir), gpu=0, gpus=[0, 1])
+        stage.train_stage(solver, str(run_dir), gpu=0, gpus=[0, 1])
     with pytest.raises(ValueError, match=r"gpus=\[1, 1\]: device 1 is listed twice"):
-        train.train_stage(solver, str(run_dir), gpus=[1, 1])
+        stage.train_stage(solver, str(run_dir), gpus=[1, 1])
 
 
 def test_cli_refuses_in_one_line(tmp_path, capsys):
@@ -294,7 +295,7 @@ def test_should_stop_is_one_decision_for_all_ranks():
 
 
 def _chunks_until_stopped(team, out_dir, signal_at):
-    """A stand-in for tools.train._train's loop: chunks of uneven length, the
+    """A stand-in for training.stage._train's loop: chunks of uneven length, the
     stop agreement at each boundary. Each rank writes how many chunks it ran."""
     rng = random.Random(team.rank)
     chunks, deadline = 0, time.time() + 60
@@ -310,6 +311,12 @@ def _chunks_until_stopped(team, out_dir, signal_at):
     with open(os.path.join(out_dir, "rank%d" % team.rank), "w") as f:
         f.write(str(chunks))
     raise SystemExit(multi_gpu.STOPPED)
+
+
+def _stopped(team):
+    """A stand-in for a rank whose training loop stopped (training.stage._train)."""
+    team.should_stop()
+    raise multi_gpu.Stopped()
 
 
 def _fail_on_rank_1(team):
@@ -337,12 +344,18 @@ def test_a_signal_to_one_rank_stops_all_at_one_boundary(tmp_path):
     assert len(set(counts)) == 1 and counts[0] in (20, 21), counts
 
 
+def test_ranks_that_raise_stopped_end_the_run_as_stopped():
+    """A rank's loop ends in training's Stopped exception: the rank process
+    exits 0 and says so in the team's flag, and launch returns STOPPED."""
+    assert multi_gpu.launch(_stopped, (), [0, 1], b"", "train.log") == multi_gpu.STOPPED
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
 def test_a_signal_to_the_parent_stops_all_ranks(tmp_path, sig):
     """Ctrl-C or a scheduler's SIGTERM reaches the launching process; when
     it is killed outright, the ranks get SIGTERM from the kernel."""
     script = ("import sys\n"
-              "from tools import multi_gpu\n"
+              "from training import multi_gpu\n"
               "from tests.test_multi_gpu import _chunks_until_stopped\n"
               "if __name__ == '__main__':\n"
               "    sys.exit(multi_gpu.launch(_chunks_until_stopped, (%r, 0), [0, 1], b'', 'log'))\n"

@@ -1,4 +1,4 @@
-"""Issue 7 (tools/train.py): a stage interrupted by SIGTERM or SIGKILL and
+"""Issue 7 (tools.train, training/stage.py): a stage interrupted by SIGTERM or SIGKILL and
 rerun ends with weights bit-identical to an uninterrupted run (the net's data
 is deterministic, so Caffe's CPU solver is exactly repeatable from a
 .solverstate), the log is Caffe's own, and a finished stage is skipped."""
@@ -15,7 +15,7 @@ import numpy as np
 from common import caffe_env
 import caffe
 from caffe import layers as L
-from tools.surgery import read_blobs
+from training.surgery import read_blobs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAX_ITER = 600
@@ -156,7 +156,7 @@ def test_stock_caffe_trains_a_generated_geng16_solver(tmp_path):
 
 
 def test_in_process_stage_logs_to_its_file_and_leaves_glog_quiet(tmp_path, capfd):
-    from tools.train import train_stage
+    from training.stage import train_stage
     solver = _write_stage(tmp_path)
     (tmp_path / "solver.prototxt").write_text(
         (tmp_path / "solver.prototxt").read_text().replace("max_iter: %d" % MAX_ITER, "max_iter: 20"))

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from common import caffe_env
-from tools import two_step
-from tools.surgery import read_blobs
+from training import two_step
+from training.surgery import read_blobs
 from tests.helpers import caffemodel_without
 
 K, M = 4, 2

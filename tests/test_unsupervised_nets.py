@@ -15,7 +15,7 @@ from caffe.proto import caffe_pb2
 from common.atomic import Stale
 from tests.helpers import assert_committed_prototxt_current, net_from_spec
 from networks import geng16, unsupervised
-from tools.surgery import read_blobs
+from training.surgery import read_blobs
 from tools.unsupervised import autoencoder as ae
 
 DIM, HIDDEN = 16, 8

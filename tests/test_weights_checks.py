@@ -14,7 +14,8 @@ from common import caffe_env
 import caffe
 from caffe import layers as L
 from tests.helpers import caffemodel_without, net_from_spec, our_lines
-from tools import mtdnet_cir, surgery, train, two_step
+from tools import mtdnet_cir
+from training import stage, surgery, two_step
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 JUNK = {"text.caffemodel": b"these are not weights\n",
@@ -74,12 +75,12 @@ def test_train_stage_refuses_junk_and_unrelated_weights(tmp_path):
     solver = _stage(tmp_path)
     for i, weights in enumerate(_junk(tmp_path)):
         with pytest.raises(ValueError, match="^%s is not a" % weights):
-            train.train_stage(solver, str(tmp_path / ("run%d" % i)), weights, progress=False)
-        assert not os.path.exists(tmp_path / ("run%d" % i) / train.FINAL)
+            stage.train_stage(solver, str(tmp_path / ("run%d" % i)), weights, progress=False)
+        assert not os.path.exists(tmp_path / ("run%d" % i) / stage.FINAL)
     unrelated = _unrelated(tmp_path)
     with pytest.raises(ValueError, match="^%s fits no layer of the net.*other_fc" % unrelated):
-        train.train_stage(solver, str(tmp_path / "unrelated"), unrelated, progress=False)
-    assert not os.path.exists(tmp_path / "unrelated" / train.FINAL)
+        stage.train_stage(solver, str(tmp_path / "unrelated"), unrelated, progress=False)
+    assert not os.path.exists(tmp_path / "unrelated" / stage.FINAL)
 
 
 def test_train_stage_loads_the_weights_it_is_given(tmp_path):
@@ -88,7 +89,7 @@ def test_train_stage_loads_the_weights_it_is_given(tmp_path):
     (tmp_path / "frozen.prototxt").write_text(
         (tmp_path / "solver.prototxt").read_text().replace("base_lr: 0.01", "base_lr: 0"))
     weights = _model(tmp_path, "init.caffemodel", _net())
-    final = train.train_stage(str(tmp_path / "frozen.prototxt"), str(tmp_path / "run"), weights,
+    final = stage.train_stage(str(tmp_path / "frozen.prototxt"), str(tmp_path / "run"), weights,
                               progress=False)
     got, want = surgery.read_blobs(final), surgery.read_blobs(weights)
     for name in ("conv", "fc"):
@@ -105,7 +106,7 @@ def test_cli_refuses_weights_of_another_shape_in_one_line(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert our_lines(proc.stderr) == [
         "error: layer 'fc' blob 0: %s have shape (5, 600), the net (4, 600)" % other]
-    assert not os.path.exists(tmp_path / "run" / train.FINAL)
+    assert not os.path.exists(tmp_path / "run" / stage.FINAL)
 
 
 def test_surgery_cli_refuses_an_unrelated_model(tmp_path):

@@ -34,6 +34,7 @@ from common.config import RUNS_ROOT
 from tools import experiment as ex
 from tools.evaluation.report import write_report
 from tools.extract_features import load_features
+from training.stage import Stopped
 
 SOURCE = dict(num_ids=60, seed=1)     # the stand-in pretraining set
 TARGET = dict(num_ids=200, seed=0)    # 100 train / 100 test identities (generator's halves)
@@ -228,9 +229,12 @@ def main(argv=None):
         raise NotADirectoryError("--run-dir %s is an existing file; give a folder" % run_dir)
     options = dict(vars(args), run_dir=run_dir, **settings())
     del options["debug"]
-    with provenance.invocation("tools.demo", argv, options, run_dir):
-        (unsupervised if args.unsupervised else run)(run_dir, progress=not args.no_progress,
-                                                     recompute=args.recompute)
+    try:
+        with provenance.invocation("tools.demo", argv, options, run_dir):
+            (unsupervised if args.unsupervised else run)(run_dir, progress=not args.no_progress,
+                                                         recompute=args.recompute)
+    except Stopped as stop:  # a stage's snapshot is saved and was said: no error line
+        return stop.status
     return 0
 
 

@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from common import cli, records
 from common.atomic import write_text
 from common.config import DATA_ROOT, RUNS_ROOT
-from tools import evaluate, extract_features, mtdnet_cir, mtdnet_init, surgery
-from tools.two_step import INIT, NET, SOLVER, fine_tune, init_layers
+from tools import evaluate, extract_features, mtdnet_cir
+from training import mtdnet_init, surgery
+from training.two_step import INIT, NET, SOLVER, fine_tune, init_layers
 from networks import geng16 as geng16_net
 from networks import mtdnet as mtdnet_net
-from tools.train import train_stage
+from training.stage import train_stage
 
 # LMDB image sizes: a margin around each net's input for the data layer's
 # random crop (Geng16: GoogLeNet's 224 crops of 256 × 256 images, as BVLC's

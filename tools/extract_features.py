@@ -33,7 +33,7 @@ from common.config import MEAN_BGR
 import caffe
 from data_prep.images import load_bgr, resize_bgr, to_net_input
 from data_prep.split_format import load_split
-from tools.surgery import copy_planned, plan, read_blobs
+from training.surgery import copy_planned, plan, read_blobs
 
 SUBSETS = ("train", "val", "query", "gallery", "multi_query")
 BATCH = 64

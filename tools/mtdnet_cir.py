@@ -32,7 +32,7 @@ from common.atomic import atomic_path
 from common.config import MTDNET_INPUT
 import caffe
 from layers.triplet_data import prepare
-from tools import surgery
+from training import surgery
 from networks import mtdnet as netgen
 
 PASSES = 8          # both orders × flips (the authors' test code)

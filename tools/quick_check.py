@@ -32,6 +32,7 @@ from data_prep.__main__ import DATASETS
 from tools import experiment as ex
 from tools.demo import CLEAR_MARGIN, chance_rank1
 from tools.extract_features import load_features
+from training.stage import Stopped
 
 # The CPU-sized schedule (Geng16 §5.2's recipe, shrunk): DGDNet at half its
 # input side (the demo's, a quarter of the cost), K = 16 identities x M = 2
@@ -152,8 +153,11 @@ def main(argv=None):
     name = "_".join([args.dataset] + [v.replace("/", "-") for v in (args.protocol, args.version)
                                       if v])
     run_dir = os.path.abspath(args.run_dir or os.path.join(RUNS_ROOT, "quick_check", name))
-    res = check(args.dataset, args.root, run_dir, args.protocol, args.version, args.scale,
-                not args.no_progress, args.seed)
+    try:
+        res = check(args.dataset, args.root, run_dir, args.protocol, args.version, args.scale,
+                    not args.no_progress, args.seed)
+    except Stopped as stop:  # the stage's snapshot is saved and was said: no error line
+        return stop.status
     print("%s (%s, %s evaluation, %d iterations, %.1f min): rank-1 %.2f%%, chance %.2f%% "
           "(%.1f x); %s" % (res["dataset"], res["setting"] or "default protocol",
                             res["evaluation"], res["iterations"], res["minutes"],

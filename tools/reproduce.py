@@ -38,6 +38,7 @@ from common.atomic import write_text
 from common.config import WEIGHTS_ROOT
 from data_prep.augment import COPIES
 from tools import experiment as ex
+from training.stage import Stopped
 from tools.evaluation import papers
 from layers.pair_generation import PAIRS
 from networks import mtdnet as mtdnet_net
@@ -96,7 +97,7 @@ def _weights(path, name):
         if not os.path.isfile(path):
             raise FileNotFoundError("weights file not found: %s" % path)
         return path
-    from tools.fetch_weights import fetch
+    from training.fetch_weights import fetch
     return fetch(name, WEIGHTS_ROOT)
 
 
@@ -425,9 +426,12 @@ def main(argv=None):
     options = dict(vars(args), experiment=key, run_dir=ctx.run_dir, data_root=ctx.data_root,
                    **asdict(opts))
     del options["debug"], options["list"]
-    with provenance.invocation("tools.reproduce", argv, options, ctx.run_dir, args.gpu):
-        claim_run_dir(ctx.run_dir, key)
-        report = known[key].run(ctx, opts)
+    try:
+        with provenance.invocation("tools.reproduce", argv, options, ctx.run_dir, args.gpu):
+            claim_run_dir(ctx.run_dir, key)
+            report = known[key].run(ctx, opts)
+    except Stopped as stop:  # a stage's snapshot is saved and was said: no error line
+        return stop.status
     reports = report if isinstance(report, list) else [report]
     for path in reports:
         with open(os.path.join(path, "results.md")) as f:

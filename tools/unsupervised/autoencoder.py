@@ -19,7 +19,7 @@ import numpy as np
 from common import caffe_env, records
 from common.atomic import atomic_path, write_text
 import caffe
-from tools import surgery
+from training import surgery
 from networks import geng16, unsupervised as netgen
 
 NET = "autoencoder_train.prototxt"

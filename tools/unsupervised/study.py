@@ -132,9 +132,9 @@ def adversarial_weights(ctx, source_weights, source_split, target_split, setup):
     """§5.6 gradient reversal [9]: the base trained on the labelled source
     set (SID) with a domain classifier behind a reversal layer, source and
     target images in every batch, from the source model by name."""
-    from tools import surgery
+    from training import surgery
     from networks import geng16 as geng16_net
-    from tools.two_step import transferred
+    from training.two_step import transferred
     from networks import unsupervised as nets
     lmdb_size = setup.lmdb_size or ex.GENG16_LMDB[setup.base]
     source = ex.lmdb(ctx, source_split, "train", lmdb_size)

@@ -12,12 +12,12 @@ from the previous stage's weights. Iteration counts are the paper's
 (networks/solver.py: 20K + 150K into a large set, 20K + 20K into a
 small one) times `scale`.
 
-Each step is a tools/train.py stage in its own folder under `run_dir`
+Each step is a training/stage.py stage in its own folder under `run_dir`
 (`step1/`, `step2/`): the generated net and solver, the by-name init
-(tools/surgery.py) and Caffe's log. A finished step is not run again and an
+(training/surgery.py) and Caffe's log. A finished step is not run again and an
 interrupted one resumes, so rerunning a stage continues where it stopped;
 a step (or its init) made from other weights, nets or solvers is refused
-unless `recompute` (tools/train.py's stage record).
+unless `recompute` (training/stage.py's stage record).
 
 The init must fill every layer of the net but the heads a transfer
 replaces (`cls_*`, whose name carries the new identity count, and the PV
@@ -32,9 +32,9 @@ from google.protobuf import text_format
 from common import records
 from common.atomic import write_text
 from caffe.proto import caffe_pb2
-from tools import surgery
+from training import surgery
 from networks import geng16
-from tools.train import train_stage
+from training.stage import train_stage
 
 NET = "train.prototxt"
 SOLVER = "solver.prototxt"

@@ -1,5 +1,5 @@
 """Data-parallel training on several GPUs through pycaffe (REFERENCE.md §1),
-used by `tools/train.py --gpus 0,1,…`.
+used by `python -m tools.train --gpus 0,1,…` (training/stage.py).
 
 Stock `caffe train --gpu 0,1` refuses Python layers in TRAIN, so a stage
 runs one spawned process per GPU, as BVLC's python/train.py does: each sets
@@ -11,7 +11,7 @@ identity-sampled data layer gives rank r of n the identities [r::n]
 (layers/identity_sampled_data.py).
 
 All ranks restore the same .solverstate and step the same chunks
-(tools/train.py's schedule depends on the iteration alone). Rank 0 alone
+(training/stage.py's schedule depends on the iteration alone). Rank 0 alone
 shows progress, snapshots, records state.json and writes final.caffemodel;
 at each chunk boundary it also decides for all whether to stop (Ctrl-C, or
 SIGTERM to any of the processes), so no rank is left waiting in an
@@ -38,8 +38,19 @@ from layers import identity_sampled_data as isd
 
 # Python data layers that draw a disjoint part of the data on each rank.
 SHARDED_DATA_LAYERS = {("layers.identity_sampled_data", isd.NAME)}
-STOPPED = 130  # exit status of a rank (and of tools/train.py) stopped by a signal
+STOPPED = 130  # exit status of a command (tools.train, tools.reproduce, …) stopped by a signal
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+class Stopped(KeyboardInterrupt):
+    """Training stopped by Ctrl-C or SIGTERM after its snapshot was saved
+    and said so: the command ends with `status` (STOPPED) and no further
+    line. A KeyboardInterrupt, so code that does not expect it still ends
+    as interrupted (common.cli: exit 130)."""
+
+    def __init__(self, status=STOPPED):
+        super().__init__(status)
+        self.status = status
 
 
 class Refused(RuntimeError):
@@ -152,11 +163,12 @@ class Team:
     """One rank's part in a multi-GPU run: its place, its NCCL session, and
     the stop flag that rank 0 turns into a decision shared by all ranks."""
 
-    def __init__(self, rank, gpus, uid, stop, decision, barrier):
+    def __init__(self, rank, gpus, uid, stop, decision, barrier, stopped=None):
         self.rank, self.gpus, self.count, self.device = rank, list(gpus), len(gpus), gpus[rank]
         self.root = rank == 0  # Caffe's root solver: the only one that logs and snapshots
         self.uid = uid
         self.stop, self.decision, self.barrier = stop, decision, barrier
+        self.stopped = stopped  # set by a rank that ended in Stopped (launch's status)
         self.nccl = None
 
     def setup_caffe(self):
@@ -190,9 +202,11 @@ class Team:
 
 def make_teams(gpus, uid, ctx):
     """The plan: one Team per listed device, its rank its place in the list,
-    all sharing one stop flag, decision and barrier made in `ctx`."""
+    all sharing one stop flag, decision, barrier and stopped flag made in
+    `ctx`."""
     stop, decision, barrier = ctx.RawValue("b", 0), ctx.RawValue("b", 0), ctx.Barrier(len(gpus))
-    return [Team(rank, gpus, uid, stop, decision, barrier) for rank in range(len(gpus))]
+    stopped = ctx.RawValue("b", 0)
+    return [Team(rank, gpus, uid, stop, decision, barrier, stopped) for rank in range(len(gpus))]
 
 
 def _request_stop(stop):
@@ -202,19 +216,25 @@ def _request_stop(stop):
 
 
 def _child(target, team, args, parent):
-    """A rank's process: signals only request the agreed stop, then target(team, *args)."""
+    """A rank's process: signals only request the agreed stop, then
+    target(team, *args); a rank that ends in Stopped says so in the team's
+    stopped flag (its process then exits 0)."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _request_stop(team.stop))
     # a parent killed outright must not leave ranks training into its run dir
     ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent:
         team.stop.value = 1
-    target(team, *args)
+    try:
+        target(team, *args)
+    except Stopped:
+        team.stopped.value = 1
 
 
 def launch(target, args, gpus, uid, log):
     """Run target(team, *args) in one spawned process per GPU and wait for
-    all. Returns 0, or STOPPED when a signal stopped them together; raises
+    all. Returns 0, or STOPPED when a signal stopped them together (a rank
+    raised Stopped, or exited with status STOPPED); raises
     RuntimeError when a rank fails, after killing the others (they would
     wait for it forever)."""
     ctx = multiprocessing.get_context("spawn")  # CUDA does not survive fork
@@ -242,4 +262,5 @@ def launch(target, args, gpus, uid, log):
                 p.join()
         for sig, handler in old.items():
             signal.signal(sig, handler)
-    return STOPPED if any(p.exitcode == STOPPED for p in procs) else 0
+    stopped = teams[0].stopped.value or any(p.exitcode == STOPPED for p in procs)
+    return STOPPED if stopped else 0
