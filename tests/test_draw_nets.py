@@ -3,7 +3,7 @@ import os
 
 from caffe import layers as L
 import caffe
-from tools import draw_nets
+from networks import diagrams as draw_nets
 
 
 def test_draw_writes_a_png_of_the_net(tmp_path):

@@ -21,7 +21,6 @@ stream, which is then set to a copy of the target stream.
 """
 import numpy as np
 
-from common import caffe_env  # noqa: F401  (glog settings before caffe)
 import caffe
 from networks import mtdnet as netgen
 from training.surgery import copy_planned, load_blobs, open_net, plan, read_blobs, save_net

@@ -23,7 +23,6 @@ import os
 
 import numpy as np
 
-from common import caffe_env  # noqa: F401  (glog settings before caffe)
 from common.atomic import atomic_path
 import caffe
 from caffe.proto import caffe_pb2

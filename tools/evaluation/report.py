@@ -195,7 +195,7 @@ def _stage_sections(out_dir, provenance):
     """A page section per training stage of the run (provenance's
     stage_iterations): its curves (Caffe's parse_log.py) and net diagram
     (caffe.draw), one diagram per distinct net."""
-    from tools import draw_nets
+    from networks import diagrams
     from tools.evaluation import curves
     run_dir = provenance.get("run_dir")
     if not run_dir:
@@ -220,7 +220,7 @@ def _stage_sections(out_dir, provenance):
                 key = hashlib.sha1(re.sub(r'source: ".*"', "", f.read()).encode()).hexdigest()
             if key not in drawn:
                 drawn[key] = "net_%s.png" % slug
-                draw_nets.draw(net, os.path.join(out_dir, drawn[key]))
+                diagrams.draw(net, os.path.join(out_dir, drawn[key]))
             section["figures"].append(("%s: the net (%s), drawn by caffe.draw"
                                        % (rel, os.path.relpath(net, run_dir)), drawn[key]))
             section["wide"].append(drawn[key])
