@@ -1,4 +1,4 @@
-"""MTDnet CIR pair scoring (tools/mtdnet_cir.py): pairs per second of the
+"""MTDnet CIR pair scoring (evaluation/cir.py): pairs per second of the
 batched test (norm2 once per image, conv3…fc8 on concatenated pairs) against
 a naive loop of one pair per forward of the whole pair deploy net, same
 images, same run, CPU, input 227."""
@@ -9,7 +9,7 @@ import numpy as np
 from common import caffe_env
 from common.config import MTDNET_INPUT
 from bench.timing import Result
-from tools import mtdnet_cir as cir
+from evaluation import cir
 
 PROBES, GALLERY = 8, 16
 

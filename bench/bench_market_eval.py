@@ -1,4 +1,4 @@
-"""Market-1501-sized official evaluation (tools/evaluation/market.py) against
+"""Market-1501-sized official evaluation (evaluation/market.py) against
 a straightforward per-query numpy implementation of the same rule (the
 widely copied Python port of the official MATLAB code: sort the row, drop
 junk with isin, find the good images, loop over them), on random features of
@@ -18,8 +18,8 @@ import tracemalloc
 import numpy as np
 
 from bench.timing import Result, best_time
-from tools.evaluation.distance import euclidean
-from tools.evaluation.market import evaluate_market
+from evaluation.distance import euclidean
+from evaluation.market import evaluate_market
 
 NUM_QUERY, NUM_GALLERY, DIM = 3368, 19732, 1024     # Market-1501 test set (REFERENCE.md §4)
 NUM_IDS, NUM_CAMS = 750, 6

@@ -10,7 +10,7 @@ ships.
 
 Multi-query (REFERENCE.md §5): for each query, the pool is the query itself
 plus every ``gt_bbox`` image of the same person and camera (name prefix
-``PPPP_cC``) other than the query's own file; tools/evaluation pools their
+``PPPP_cC``) other than the query's own file; evaluation/ pools their
 features.
 """
 import os

@@ -25,7 +25,7 @@ Input layers with data="input"):
 - Deploy: a pair net (two images, two weight-sharing streams → same-person
   probability `prob`), the trunk + 512-D ranking feature (`normfeat`,
   MTDnet-trp; also gives `norm2` for CIR), the classification head alone
-  (pair maps → `prob`, used by tools/mtdnet_cir.py), and the rnk feature.
+  (pair maps → `prob`, used by evaluation/cir.py), and the rnk feature.
 
 Layer names follow bvlc_reference_caffenet (conv1, conv2) and the authors'
 prototxt (conv1–conv5, feat, fc6–fc8, cros_*), so a CaffeNet .caffemodel

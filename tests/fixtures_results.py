@@ -10,7 +10,7 @@ from common import caffe_env  # noqa: F401  (glog settings parse_log.py reads, b
 import caffe
 from caffe import layers as L
 from data_prep.split_format import save_split
-from tools.extract_features import save_features
+from evaluation.features import save_features
 from training.stage import train_stage
 
 # (pid, cam) of the gallery and query images: person 1 also in the query's

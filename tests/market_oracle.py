@@ -1,7 +1,7 @@
 """Test oracle for Market-1501's evaluation: a literal, per-rank port of
 Zheng et al.'s official MATLAB code (`compute_AP.m`, and the good/junk rule
 of `evaluation.m`; REFERENCE.md §5). It walks the ranking one gallery image
-at a time and shares nothing with tools/evaluation/market.py (no closed-form
+at a time and shares nothing with evaluation/market.py (no closed-form
 AP, no vectorised ranks), so the two can only agree if both follow the rule.
 
 compute_AP.m (MATLAB, 1-based `n`):

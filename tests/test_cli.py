@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PACKAGES = ("bench", "caffe_build", "common", "data_prep", "layers", "networks", "tools", "training")
+PACKAGES = ("bench", "caffe_build", "common", "data_prep", "evaluation", "layers", "networks", "tools", "training")
 
 
 def entry_points():

@@ -1,4 +1,4 @@
-"""Training curves (issue 15 §2, tools/evaluation/curves.py): read from a
+"""Training curves (issue 15 §2, evaluation/curves.py): read from a
 real training/stage.py stage's glog by Caffe's own parse_log.py; a two-stepped
 stage's step 2 continues step 1's time axis."""
 import re
@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from tests.fixtures_results import train_two_stepped
-from tools.evaluation import curves
+from evaluation import curves
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ non-junk gallery images)."""
 import numpy as np
 
 from tools.demo import chance_rank1
-from tools.extract_features import save_features
+from evaluation.features import save_features
 
 
 def _subset(pids, cams):

@@ -13,7 +13,8 @@ import caffe
 from caffe import layers as L, params as P
 from data_prep.images import load_bgr, resize_bgr, to_net_input
 from data_prep.split_format import save_split
-from tools import extract_features as ef
+from evaluation import features as ef
+from tools import extract_features
 from tests.helpers import caffemodel_without
 
 H, W = 12, 8
@@ -68,8 +69,9 @@ def fixture(tmp_path):
 
 def _run(tmp_path, split_path, proto, model, *extra):
     out = str(tmp_path / "f.npz")
-    ef.main(["--deploy", proto, "--weights", model, "--split", split_path, "--blob", BLOB, "--out", out,
-             "--batch", "2", "--subsets", "query", "gallery", "multi_query"] + list(extra))
+    extract_features.main(["--deploy", proto, "--weights", model, "--split", split_path, "--blob",
+                           BLOB, "--out", out, "--batch", "2", "--subsets", "query", "gallery",
+                           "multi_query"] + list(extra))
     return ef.load_features(out)
 
 
@@ -126,7 +128,7 @@ def test_resize_then_centre_crop(fixture):
 def test_weights_that_do_not_fit_are_refused(fixture):
     tmp_path, split, split_path, proto, model = fixture
     _, wrong = _write_net(tmp_path, "wide", conv1=6)       # conv1: 6 filters, the net has 4
-    # main raises (tools/experiment.py calls it as a library); cli.run makes it one line.
+    # main raises (as the library under it does); cli.run makes it one line.
     with pytest.raises(ef.ExtractError, match=r"^layer 'conv1' blob 0: .* shape \(6, 3, 3, 3\), the net \(4, 3, 3, 3\)$"):
         _run(tmp_path, split_path, proto, wrong)
     # Weights lacking a parametrised layer of the net (conv2 dropped from the file).
@@ -140,6 +142,5 @@ def test_unknown_blob_is_refused_and_nothing_written(fixture):
     tmp_path, split, split_path, proto, model = fixture
     out = str(tmp_path / "x.npz")
     with pytest.raises(ef.ExtractError, match="blob 'nope' is not in the net"):
-        ef.main(["--deploy", proto, "--weights", model, "--split", split_path, "--blob", "nope",
-                 "--out", out])
+        ef.extract_to_file(out, proto, model, split_path, blob="nope")
     assert not os.path.exists(out)

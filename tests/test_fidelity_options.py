@@ -261,7 +261,8 @@ def test_rnk_test_uses_the_deploy_net_of_the_models_reading(tmp_path):
     import caffe
     from common import caffe_env
     from tests.helpers import query_gallery_lmdbs
-    from tools import mtdnet_cir as cir
+    from evaluation import cir
+    from tools import mtdnet_cir
     from networks import mtdnet
     caffe_env.set_mode(None)
     train = caffe_env.net_from_spec(mtdnet.mtdnet_rnk(data="input", batch=1, size=SMALL,
@@ -274,8 +275,8 @@ def test_rnk_test_uses_the_deploy_net_of_the_models_reading(tmp_path):
     train.save(weights)
     lmdbs = query_gallery_lmdbs(tmp_path, 4, SMALL)
     out = str(tmp_path / "rnk.npz")
-    cir.main(["--weights", weights, "--query", lmdbs["query"], "--gallery", lmdbs["gallery"],
-              "--size", str(SMALL), "--rnk", "--out", out])
+    mtdnet_cir.main(["--weights", weights, "--query", lmdbs["query"], "--gallery", lmdbs["gallery"],
+                     "--size", str(SMALL), "--rnk", "--out", out])
     with np.load(out) as z:
         saved = z["rnk_distances"]
     q, g = cir._load(lmdbs["query"], SMALL, None)[0], cir._load(lmdbs["gallery"], SMALL, None)[0]

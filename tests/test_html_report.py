@@ -1,6 +1,6 @@
 """One page per run (issue 15 §3): a report's index.html, made from a real
 run (a two-stepped stage trained by training/stage.py, a features file of a
-split of real image files, tools.evaluate), rendered by headless Chromium
+split of real image files, evaluation.evaluate), rendered by headless Chromium
 (Debian's `chromium`, installed by caffe_build/setup.sh): the screenshot is not
 blank and every image loads; each image is a file beside the page."""
 import html.parser
@@ -16,8 +16,8 @@ from PIL import Image
 
 from common import provenance
 from tests.fixtures_results import make_features, make_split, train_two_stepped
-from tools import evaluate
-from tools.evaluation.report import write_report
+from evaluation import evaluate
+from evaluation.report import write_report
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -38,8 +38,8 @@ def report(tmp_path_factory):
     features = make_features(str(run / "f.t0.features.npz"), split_path, split)
     train_two_stepped(str(run / "geng16_target"))
     with provenance.invocation("tests.test_html_report", [], {"seed": 7}, str(run)):
-        sub = evaluate.run(["--features", features, "--protocol", "market", "--title", "eval",
-                            "--paper", "geng16:table2:Ours", "--out", str(run / "eval")])
+        sub = evaluate.report(str(run / "eval"), "market", features=[features], title="eval",
+                              paper="geng16:table2:Ours")
         with open(sub["results.json"]) as f:
             rows = json.load(f)["results"]
         top = write_report(str(run / "report"), rows, "Demo-like", {},
@@ -138,8 +138,7 @@ def test_chromium_check_sees_a_missing_image(report, tmp_path):
 def test_ranked_lists_of_several_trials_say_which_they_show(tmp_path):
     split_path, split = make_split(str(tmp_path / "data"))
     files = [make_features(str(tmp_path / ("t%d.npz" % t)), split_path, split, seed=t) for t in (0, 1)]
-    paths = evaluate.run(["--features"] + files + ["--protocol", "market", "--out",
-                                                   str(tmp_path / "report")])
+    paths = evaluate.report(str(tmp_path / "report"), "market", features=files)
     text = open(paths["index.html"]).read()
     assert "each with its top 10" in text and "the first of 2 trials" in text
     assert "ranked.png" in _srcs(str(tmp_path / "report"))

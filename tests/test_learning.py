@@ -33,7 +33,7 @@ import numpy as np
 from common import caffe_env
 from tools import experiment as ex
 from tools.demo import chance_rank1
-from tools.evaluate import evaluate_features
+from evaluation.evaluate import evaluate_features
 from networks import geng16 as geng16_net
 
 SEED = 0

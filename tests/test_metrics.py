@@ -7,11 +7,11 @@ import pytest
 
 from bench.bench_market_eval import market_like
 from tests import market_oracle
-from tools.evaluation.cmc import single_shot_cmc
-from tools.evaluation.distance import euclidean
-from tools.evaluation.market import average_precision, evaluate_market
-from tools.evaluation.multi_query import pool_features
-from tools.evaluation.trials import aggregate
+from evaluation.cmc import single_shot_cmc
+from evaluation.distance import euclidean
+from evaluation.market import average_precision, evaluate_market
+from evaluation.multi_query import pool_features
+from evaluation.trials import aggregate
 
 # One query (id 1, camera 1) against seven gallery images.
 #   index: 0     1     2     3     4     5     6

@@ -11,7 +11,8 @@ import caffe
 from caffe.proto import caffe_pb2
 from common import caffe_env
 from common.caffe_env import net_from_spec
-from tools import mtdnet_cir as cir
+from evaluation import cir
+from tools import mtdnet_cir
 from training import mtdnet_init
 from networks import mtdnet as netgen
 from networks import solver as schedules
@@ -227,12 +228,12 @@ def test_cir_scores_file_reaches_the_metrics(cir_weights, tmp_path):
     import json
     from tests.helpers import query_gallery_lmdbs
     from tools import evaluate
-    from tools.evaluation.cmc import single_shot_cmc
+    from evaluation.cmc import single_shot_cmc
 
     lmdbs = query_gallery_lmdbs(tmp_path, 8, SMALL)
     scores = str(tmp_path / "scores.npz")
-    cir.main(["--weights", cir_weights, "--query", lmdbs["query"], "--gallery", lmdbs["gallery"],
-              "--size", str(SMALL), "--passes", "2", "--trp", "--out", scores])
+    mtdnet_cir.main(["--weights", cir_weights, "--query", lmdbs["query"], "--gallery", lmdbs["gallery"],
+                     "--size", str(SMALL), "--passes", "2", "--trp", "--out", scores])
     with np.load(scores) as z:
         saved = {k: z[k] for k in z.files}
     trunk, head, _ = cir.load_nets(cir_weights, SMALL)

@@ -7,8 +7,7 @@ import argparse
 import pytest
 
 from common import cli
-from tools import evaluate, extract_features, reproduce
-from networks import geng16 as geng16_net
+from tools import evaluate, extract_features, netgen, reproduce
 
 
 def test_checkers_accept_in_range_and_refuse_the_rest():
@@ -51,6 +50,6 @@ def test_other_entry_points_refuse_out_of_range_numbers(tmp_path, capsys):
     line = _refused(extract_features.main, ["--deploy", "d", "--weights", "w", "--split", "s",
                                             "--out", "o", "--batch", "0"], capsys)
     assert line == "error: argument --batch: expected a positive integer, got '0'"
-    line = _refused(geng16_net.main, ["--out", str(tmp_path / "p"), "--num-ids", "0"], capsys)
+    line = _refused(netgen.main, ["geng16", "--out", str(tmp_path / "p"), "--num-ids", "0"], capsys)
     assert line == "error: argument --num-ids: expected a positive integer, got '0'"
     assert not (tmp_path / "p").exists()

@@ -13,7 +13,7 @@ import numpy as np
 
 from common import caffe_env, provenance
 from common.config import ROOT
-from tools.evaluation.report import markdown, write_report
+from evaluation.report import markdown, write_report
 
 
 def _git(*args, cwd=ROOT):

@@ -12,7 +12,7 @@ import pytest
 from common import cli
 from data_prep.__main__ import DATASETS
 from tools import quick_check
-from tools.extract_features import save_features
+from evaluation.features import save_features
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CUHK01 = os.path.join(os.path.dirname(ROOT), "shared", "data", "CUHK01")

@@ -9,13 +9,14 @@ import pytest
 from PIL import Image
 
 from data_prep.split_format import save_split
+from evaluation.evaluate import command_line, report
 from tools import evaluate
-from tools.evaluation import papers
-from tools.evaluation.distance import euclidean
-from tools.evaluation.market import evaluate_market
-from tools.evaluation.multi_query import pool_features
-from tools.evaluation.report import markdown, summary, write_report
-from tools.extract_features import ExtractError, save_features
+from evaluation import papers
+from evaluation.distance import euclidean
+from evaluation.market import evaluate_market
+from evaluation.multi_query import pool_features
+from evaluation.report import markdown, summary, write_report
+from evaluation.features import ExtractError, save_features
 
 
 def test_paper_tables_are_complete_and_looked_up_by_row():
@@ -76,7 +77,7 @@ def test_write_report_files(tmp_path):
 
 def _market_fixture(tmp_path):
     """A split with 4 queries, a gallery with junk and distractors, and gt_bbox
-    pools; random features saved as tools.extract_features writes them."""
+    pools; random features saved as evaluation/features.py writes them."""
     rng = np.random.default_rng(0)
     images = []
 
@@ -149,10 +150,9 @@ def test_evaluate_command_averages_trials_and_takes_score_matrices(tmp_path):
     evaluate.main(["--matrix", scores, "--similarity", "--protocol", "single-shot", "--out", out2,
                    "--repeats", "3"])
     assert json.load(open(os.path.join(out2, "results.json")))["results"][0]["cmc"] == row["cmc"]
-    # A library call (tools/experiment.py's) raises; only the entry point exits.
+    # A library call (experiments/stages.py's) raises; only the entry point exits.
     with pytest.raises(KeyError, match="no row 'Nobody'"):
-        evaluate.run(["--matrix", scores, "--protocol", "single-shot", "--out", out2,
-                      "--paper", "mtdnet:table1:Nobody:cuhk03"])
+        report(out2, "single-shot", matrix=scores, paper="mtdnet:table1:Nobody:cuhk03")
 
 
 def test_evaluate_records_its_command_options_and_split(tmp_path):
@@ -168,6 +168,21 @@ def test_evaluate_records_its_command_options_and_split(tmp_path):
     with open(split_path, "rb") as f:
         assert doc["splits"] == {split_path: hashlib.sha1(f.read()).hexdigest()}
     assert "Made by: `" in open(paths["results.md"]).read()
+    # The library call records the same evaluation as the command line that asks for it
+    # (its step, when it runs inside tools.reproduce), defaults left out.
+    out = str(tmp_path / "lib")
+    paths = report(out, "market", features=[path], seed=3, title="t")
+    with open(paths["results.json"]) as f:
+        doc = json.load(f)["provenance"]
+    assert doc["command"]["module"] == "tools.evaluate"
+    assert doc["command"]["argv"] == ["--features", path, "--protocol", "market", "--title", "t",
+                                      "--seed", "3", "--out", out]
+    assert doc["command"]["argv"][:-2] == command_line("market", features=[path], seed=3, title="t")
+    assert doc["options"]["seed"] == 3 and doc["options"]["features"] == [path]
+    with pytest.raises(ValueError, match="give features .* or a matrix, not neither"):
+        report(out, "market")
+    with pytest.raises(ValueError, match="protocol must be one of"):
+        report(out, "cuhk", features=[path])
 
 
 def test_no_valid_query_is_a_warning_not_zero(tmp_path, capsys):
@@ -181,7 +196,7 @@ def test_no_valid_query_is_a_warning_not_zero(tmp_path, capsys):
     save_features(path, {"query": empty, "gallery": gallery}, {})
     for protocol in ("market", "single-shot"):
         out = str(tmp_path / protocol)
-        evaluate.run(["--features", path, "--protocol", protocol, "--out", out, "--repeats", "2"])
+        report(out, protocol, features=[path], repeats=2)
         err = capsys.readouterr().err
         assert "warning: single %s: no valid query (none of the 2 queries" % (
             "query" if protocol == "market" else "shot") in err
@@ -196,7 +211,7 @@ def test_no_valid_query_is_a_warning_not_zero(tmp_path, capsys):
     ok = str(tmp_path / "ok.npz")
     save_features(ok, {"query": dict(empty, pids=np.array([1, 2])), "gallery": gallery}, {})
     out = str(tmp_path / "two")
-    evaluate.run(["--features", ok, path, "--protocol", "market", "--out", out])
+    report(out, "market", features=[ok, path])
     assert "trial(s) 1 had no valid query" in capsys.readouterr().err
     (res,) = json.load(open(os.path.join(out, "results.json")))["results"]
     assert res["summary"]["r1"] is not None and "trial(s) 1" in res["warning"]
@@ -206,12 +221,12 @@ def test_evaluate_refuses_an_npy_and_an_out_that_is_a_file(tmp_path):
     npy = str(tmp_path / "f.npy")
     np.save(npy, np.zeros((2, 2)))
     with pytest.raises(ExtractError, match="f.npy: a single array"):
-        evaluate.run(["--features", npy, "--protocol", "market", "--out", str(tmp_path / "r")])
+        report(str(tmp_path / "r"), "market", features=[npy])
     with pytest.raises(ValueError, match="f.npy: a single array"):
-        evaluate.run(["--matrix", npy, "--protocol", "market", "--out", str(tmp_path / "r")])
+        report(str(tmp_path / "r"), "market", matrix=npy)
     path = _market_fixture(tmp_path)[0]
     taken = tmp_path / "taken"
     taken.write_text("mine\n")
     with pytest.raises(NotADirectoryError, match="taken is an existing file"):
-        evaluate.run(["--features", path, "--protocol", "market", "--out", str(taken)])
+        report(str(taken), "market", features=[path])
     assert taken.read_text() == "mine\n"

@@ -11,7 +11,7 @@ import pytest
 from common import cli
 from common.records import sha1
 from tools import reproduce
-from tools.evaluation import papers
+from evaluation import papers
 
 # The papers' own rows (the others are compared methods).
 OWN_ROWS = {("geng16", "table1"): ["Ours"], ("geng16", "table2"): ["Ours"],

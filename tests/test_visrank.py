@@ -1,4 +1,4 @@
-"""Ranked lists (issue 15 §1, tools/evaluation/visrank.py): the ranking and
+"""Ranked lists (issue 15 §1, evaluation/visrank.py): the ranking and
 its junk are the evaluation's own (Market's rule, single-shot's), every
 shown image is the one the evaluation read (the split's file, or the LMDB
 entry that was scored), framed by what it is."""
@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from tests.fixtures_results import GALLERY, QUERY, colour, make_features, make_split
-from tools.evaluation import cmc, market, visrank
+from evaluation import cmc, market, visrank
 
 
 def _random_case(seed):

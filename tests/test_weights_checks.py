@@ -14,7 +14,7 @@ from common import caffe_env
 import caffe
 from caffe import layers as L
 from tests.helpers import caffemodel_without, net_from_spec, our_lines
-from tools import mtdnet_cir
+from evaluation import cir
 from training import stage, surgery, two_step
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -124,20 +124,20 @@ def test_surgery_cli_refuses_an_unrelated_model(tmp_path):
 
 def test_mtdnet_cir_needs_every_layer(tmp_path):
     """Scores from random fillers must not pass for a model's."""
-    trunk, _, _ = mtdnet_cir.load_nets(size=64)
+    trunk, _, _ = cir.load_nets(size=64)
     trunk.save(str(tmp_path / "trunk.caffemodel"))
     with pytest.raises(ValueError, match="layer 'conv3' of the net has no weights in .*trunk"):
-        mtdnet_cir.load_nets(str(tmp_path / "trunk.caffemodel"), size=64)
+        cir.load_nets(str(tmp_path / "trunk.caffemodel"), size=64)
     with pytest.raises(ValueError, match="unrelated.caffemodel fits no layer|has no weights in"):
-        mtdnet_cir.load_nets(_unrelated(tmp_path), size=64)
+        cir.load_nets(_unrelated(tmp_path), size=64)
     with pytest.raises(ValueError, match="text.caffemodel is not a"):
-        mtdnet_cir.load_nets(_junk(tmp_path)[0], size=64)
+        cir.load_nets(_junk(tmp_path)[0], size=64)
     # a classification-only model (MTDnet-cls) scores CIR; its -trp would be random fillers
-    _, _, pair = mtdnet_cir.load_nets(size=64)
+    _, _, pair = cir.load_nets(size=64)
     pair.save(str(tmp_path / "cls.caffemodel"))
-    mtdnet_cir.load_nets(str(tmp_path / "cls.caffemodel"), size=64)
+    cir.load_nets(str(tmp_path / "cls.caffemodel"), size=64)
     with pytest.raises(ValueError, match="layer 'feat' of the net has no weights in .*cls"):
-        mtdnet_cir.load_nets(str(tmp_path / "cls.caffemodel"), size=64, ranking=True)
+        cir.load_nets(str(tmp_path / "cls.caffemodel"), size=64, ranking=True)
 
 
 def test_fine_tuning_init_needs_the_whole_base(tmp_path):

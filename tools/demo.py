@@ -32,8 +32,8 @@ import numpy as np
 from common import cli, provenance
 from common.config import RUNS_ROOT
 from tools import experiment as ex
-from tools.evaluation.report import write_report
-from tools.extract_features import load_features
+from evaluation.report import write_report
+from evaluation.features import load_features
 from training.stage import Stopped
 
 SOURCE = dict(num_ids=60, seed=1)     # the stand-in pretraining set

@@ -11,8 +11,8 @@ the first difference, unless the context asks to `recompute` it.
     lmdb       data_prep.lmdb_builder: one subset of one trial
     geng16     tools/two_step.py: one Geng16 transfer stage (two- or one-stepped)
     mtdnet     one MTDnet training stage (CaffeNet / previous-stage init)
-    evaluate   features (tools/extract_features.py) or CIR scores
-               (tools/mtdnet_cir.py) → tools/evaluate.py's report
+    evaluate   features (evaluation/features.py) or CIR scores
+               (evaluation/cir.py) → evaluation/evaluate.py's report
 """
 import json
 import os
@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from common import cli, records
 from common.atomic import write_text
 from common.config import DATA_ROOT, RUNS_ROOT
-from tools import evaluate, extract_features, mtdnet_cir
+from common.config import MTDNET_INPUT
+from evaluation import cir, evaluate
+from evaluation.features import extract_to_file
 from training import mtdnet_init, surgery
 from training.two_step import INIT, NET, SOLVER, fine_tune, init_layers
 from networks import geng16 as geng16_net
@@ -219,12 +221,15 @@ def _inputs_record(argv):
     return [{"sha1": records.sha1(a)} if os.path.isfile(a) else a for a in argv]
 
 
-def _report(ctx, name, argv):
+def _report(ctx, name, **kw):
+    """evaluation.evaluate.report(**kw) into ctx.path(name), once: its
+    record is the report's tools.evaluate arguments (command_line) with each
+    file replaced by its SHA-1."""
     out = ctx.path(name)
-    record = {"evaluate": _inputs_record(argv)}
+    record = {"evaluate": _inputs_record(evaluate.command_line(**kw))}
     if not (records.reuse_file(out, record, ctx.recompute)
             and os.path.isfile(os.path.join(out, "results.json"))):
-        evaluate.run(argv + ["--out", out])
+        evaluate.report(out, **kw)
         records.write_record(out, record)
     return out
 
@@ -237,6 +242,7 @@ def extract(ctx, out, weights, split_path, base, subsets, trial=0, size=None, re
     if size is None:
         resize = resize or GENG16_LMDB[base]
     deploy_text = geng16_net.net_text(geng16_net.deploy(base, size=size), base + "_deploy")
+    # the record names the options as tools.extract_features's arguments
     options = ["--trial", str(trial), "--blob", GENG16_BLOB[base], "--subsets"] + list(subsets)
     options += ["--height", str(resize[0]), "--width", str(resize[1])] if resize else []
     record = {"weights": records.sha1(weights), "split": records.sha1(split_path),
@@ -246,9 +252,10 @@ def extract(ctx, out, weights, split_path, base, subsets, trial=0, size=None, re
     os.makedirs(os.path.dirname(out), exist_ok=True)
     deploy = out + ".deploy.prototxt"
     write_text(deploy, deploy_text)
-    argv = ["--deploy", deploy, "--weights", weights, "--split", split_path, "--out", out] + options
-    argv += ["--gpu", str(ctx.gpu)] if ctx.gpu is not None else []
-    extract_features.main(argv)
+    extract_to_file(out, deploy, weights, split_path, trial=trial, subsets=list(subsets),
+                    blob=GENG16_BLOB[base], height=resize[0] if resize else None,
+                    width=resize[1] if resize else None, gpu=ctx.gpu)
+    print("wrote %s" % out)
     records.write_record(out, record)
     return out
 
@@ -259,25 +266,27 @@ def evaluate_geng16(ctx, name, models, split_path, base="googlenet", protocol="s
     weights)] → one report (mean ± std over trials) in ctx.path(name)."""
     files = [extract(ctx, ctx.path("%s.t%d.features.npz" % (name, trial)), weights, split_path,
                      base, subsets, trial, size, resize) for trial, weights in models]
-    argv = ["--features"] + files + ["--protocol", protocol, "--title", name]
-    return _report(ctx, name, argv + (["--paper", paper] if paper else []))
+    return _report(ctx, name, features=files, protocol=protocol, title=name, paper=paper)
 
 
 # What ranks the gallery in an MTDnet test: the CIR scores of the
-# classification head, or the distances of a 512-D ranking feature. One
-# tools/mtdnet_cir run of a multi-task model gives both CIR and -trp.
-MTDNET_TESTS = {"cir": ("scores", ["--trp"]), "trp": ("trp_distances", ["--trp"]),
-                "rnk": ("rnk_distances", ["--rnk"])}
+# classification head, or the distances of a 512-D ranking feature; and the
+# feature scored in the same run (evaluation.cir.score_to_file's trp / rnk).
+# One scoring run of a multi-task model gives both CIR and -trp.
+MTDNET_TESTS = {"cir": ("scores", "trp"), "trp": ("trp_distances", "trp"),
+                "rnk": ("rnk_distances", "rnk")}
 
 
 def evaluate_mtdnet(ctx, name, weights, query_lmdb, gallery_lmdb, test="cir", paper=None,
-                    size=None, passes=mtdnet_cir.PASSES):
+                    size=None, passes=cir.PASSES):
     """MTDnet test (`test`: a key of MTDNET_TESTS) → single-shot report in
     ctx.path(name). The scores are kept beside the weights, per query set
     and test kind, so CIR and -trp of one model share one scoring run."""
-    key, flags = MTDNET_TESTS[test]
-    if test == "cir" and mtdnet_cir.RANKING_LAYER not in surgery.read_blobs(weights):
-        flags = []  # a classification-only model (MTDnet-cls) has no ranking feature to share
+    key, feature = MTDNET_TESTS[test]
+    if test == "cir" and cir.RANKING_LAYER not in surgery.read_blobs(weights):
+        feature = None  # a classification-only model (MTDnet-cls) has no ranking feature to share
+    # the file name and the record name the options as tools.mtdnet_cir's arguments
+    flags = ["--" + feature] if feature else []
     scores = os.path.join(os.path.dirname(weights), "%s%s.p%d.scores.npz" % (
         os.path.basename(os.path.normpath(query_lmdb)), "".join(flags), passes))
     options = ["--passes", str(passes)] + flags + (["--size", str(size)] if size else [])
@@ -285,11 +294,11 @@ def evaluate_mtdnet(ctx, name, weights, query_lmdb, gallery_lmdb, test="cir", pa
               "query": records.sha1(os.path.join(query_lmdb, "index.json")),
               "gallery": records.sha1(os.path.join(gallery_lmdb, "index.json"))}
     if not records.reuse_file(scores, record, ctx.recompute):
-        argv = ["--weights", weights, "--query", query_lmdb, "--gallery", gallery_lmdb,
-                "--out", scores] + options
-        argv += ["--gpu", str(ctx.gpu)] if ctx.gpu is not None else []
-        mtdnet_cir.main(argv)
+        result = cir.score_to_file(weights, query_lmdb, gallery_lmdb, scores,
+                                   size=size or MTDNET_INPUT, passes=passes,
+                                   trp=feature == "trp", rnk=feature == "rnk", gpu=ctx.gpu)
+        for line in cir.summary(result):
+            print(line)
         records.write_record(scores, record)
-    argv = ["--matrix", scores, "--key", key, "--protocol", "single-shot", "--title", name]
-    argv += ["--similarity"] if test == "cir" else []
-    return _report(ctx, name, argv + (["--paper", paper] if paper else []))
+    return _report(ctx, name, matrix=scores, key=key, protocol="single-shot", title=name,
+                   similarity=test == "cir", paper=paper)

@@ -31,7 +31,7 @@ from common.config import RUNS_ROOT
 from data_prep.__main__ import DATASETS
 from tools import experiment as ex
 from tools.demo import CLEAR_MARGIN, chance_rank1
-from tools.extract_features import load_features
+from evaluation.features import load_features
 from training.stage import Stopped
 
 # The CPU-sized schedule (Geng16 §5.2's recipe, shrunk): DGDNet at half its

@@ -8,7 +8,7 @@
 Each experiment runs data preparation, every training stage (staged
 transfer, two-stepped unless the row says otherwise), feature extraction or
 CIR scoring, and evaluation, and ends with the report beside the paper's
-numbers (tools/evaluate.py: results.md, results.json, cmc.png). Everything
+numbers (evaluation/evaluate.py: results.md, results.json, cmc.png). Everything
 goes under --run-dir (default runs/<experiment>); a stage already done is
 skipped and an interrupted one resumes, so rerunning the same command
 continues where it stopped.
@@ -39,7 +39,7 @@ from common.config import WEIGHTS_ROOT
 from data_prep.augment import COPIES
 from tools import experiment as ex
 from training.stage import Stopped
-from tools.evaluation import papers
+from evaluation import papers
 from layers.pair_generation import PAIRS
 from networks import mtdnet as mtdnet_net
 from networks import solver as schedules

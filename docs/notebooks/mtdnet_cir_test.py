@@ -40,8 +40,8 @@ from data_prep import market1501, synthetic
 from data_prep.images import load_bgr
 from layers.triplet_data import prepare
 from layers.triplet_sampling import sample_triplets
-from tools import mtdnet_cir
-from tools.evaluation import visrank
+from evaluation import cir
+from evaluation import visrank
 from networks import mtdnet
 
 caffe.set_mode_cpu()
@@ -145,7 +145,7 @@ solver.net.save(weights)
 #
 # The test set's query and gallery images. CIR runs the trunk once per
 # image, then only conv3 … fc8 on each (query, gallery) concatenation
-# (`tools/mtdnet_cir.py`); −trp compares the 512-D features. The ranked
+# (`evaluation/cir.py`); −trp compares the 512-D features. The ranked
 # lists mark a true match green, a wrong one red, and the query's own
 # camera grey (single-shot: not a candidate).
 
@@ -158,9 +158,9 @@ def subset(name):
     return ims, data
 q_ims, q_data = subset("query")
 g_ims, g_data = subset("gallery")
-trunk, head, _ = mtdnet_cir.load_nets(weights, SIZE)
-scores = mtdnet_cir.cir_scores(trunk, head, q_data[:1], g_data, passes=2)
-distances = mtdnet_cir.trp_distances(trunk, q_data[:1], g_data)
+trunk, head, _ = cir.load_nets(weights, SIZE)
+scores = cir.cir_scores(trunk, head, q_data[:1], g_data, passes=2)
+distances = cir.trp_distances(trunk, q_data[:1], g_data)
 
 def rgb(ims, indices):
     return [load_bgr(os.path.join(split["root"], ims[i]["path"]))[..., ::-1] for i in indices]

@@ -6,7 +6,7 @@ scratch, we initialize the parameters of the AE layers by first pretraining
 them using images in the source dataset S": train on the source features,
 then train again on the target features with `weights` = that model.
 
-Features are numpy rows (N × dim; tools/extract_features.py output, any
+Features are numpy rows (N × dim; evaluation/features.py output, any
 trailing 1 × 1 axes are flattened) fed into the net's Input blob each step,
 so no data layer is involved. The nets and the solver come from
 networks/unsupervised.py; Caffe runs in whatever mode the caller set.

@@ -18,7 +18,7 @@ import numpy as np
 
 from data_prep.split_format import load_split, save_split
 from tools import experiment as ex
-from tools.extract_features import load_features
+from evaluation.features import load_features
 from tools.unsupervised.soft_labels import cross_view_soft_labels
 
 ROUNDS = 2    # the paper iterates without a count; drift grows with rounds (§4.2)

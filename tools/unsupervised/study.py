@@ -12,8 +12,8 @@ Tables 7 and 9 side by side (§5.4, §5.6):
     co_training     the paper's model (§4.2): self-training with the
                     subspace model's soft labels, 2–3 rounds
 
-Every row is a features file in tools/extract_features.py's format (the
-subspace and AE rows hold their codes), evaluated by tools/evaluate.py; the
+Every row is a features file in evaluation/features.py's format (the
+subspace and AE rows hold their codes), evaluated by evaluation/evaluate.py; the
 report puts the paper's Table 9 (or 7) row beside each. The target's
 identities are read only by the evaluation.
 """
@@ -27,8 +27,8 @@ from common import records
 from common.atomic import write_text
 from data_prep.split_format import load_split
 from tools import experiment as ex
-from tools.extract_features import load_features, save_features
-from tools.evaluation.report import write_report
+from evaluation.features import load_features, save_features
+from evaluation.report import write_report
 from tools.unsupervised import cotraining, self_training
 
 # Autoencoder iterations on the source, then the target features: the paper
@@ -213,9 +213,8 @@ def run(ctx, source_weights, source_split, target_split, setup, rows=ROWS, paper
             spec = "geng16:table9:" + TABLE9[row]
         elif paper_table == "table7" and row == "co_training":
             spec = "geng16:table7:Ours:" + paper_setting
-        report = ex._report(ctx, "eval_" + row, ["--features", files[row], "--protocol",
-                                                   setup.protocol, "--title", NAMES[row]]
-                            + (["--paper", spec] if spec else []))
+        report = ex._report(ctx, "eval_" + row, features=[files[row]], protocol=setup.protocol,
+                            title=NAMES[row], paper=spec)
         with open(os.path.join(report, "results.json")) as f:
             for r in json.load(f)["results"]:
                 r["name"] = "%s, %s" % (NAMES[row], r["name"])

@@ -2,8 +2,8 @@
 training stage against iteration, read from Caffe's own log by Caffe's own
 `tools/extra/parse_log.py` (installed with the build, run as a script).
 
-A stage is a tools/train.py run directory (train.log, state.json); a Geng16
-two-stepped stage (tools/two_step.py) is a folder with step1/ and step2/,
+A stage is a training/stage.py run directory (train.log, state.json); a Geng16
+two-stepped stage (training/two_step.py) is a folder with step1/ and step2/,
 drawn on one time axis: step 2's iterations follow step 1's, a dashed line
 where step 2 starts. parse_log.py gives each row the learning rate logged
 at the display before it (Caffe logs the rate after the losses): a step
@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from common.atomic import atomic_path
 
 LOG = "train.log"
-STATE = "state.json"     # tools/train.py's record of the iterations done
+STATE = "state.json"     # training/stage.py's record of the iterations done
 STEPS = ("step1", "step2")
 FIXED = ("NumIters", "Seconds", "LearningRate")   # parse_log.py's own columns
 
@@ -60,7 +60,7 @@ def is_two_stepped(stage_dir):
 
 
 def stage_dirs(run_dir, stages):
-    """The stages to draw from tools/train.py run folders relative to
+    """The stages to draw from training/stage.py run folders relative to
     `run_dir` (provenance's stage_iterations keys): a step1/step2 pair
     becomes its two-stepped parent. Sorted, each once."""
     out = []

@@ -5,7 +5,7 @@ whole or not at all (common.atomic).
 
 A result row is a dict: {"name", "cmc" (rates in [0, 1], index r = rank
 r+1), optional "cmc_std", "mAP", "mAP_std", "trials", "paper" (a
-tools.evaluation.papers.lookup dict), "num_queries", "num_valid",
+evaluation.papers.lookup dict), "num_queries", "num_valid",
 "warning"}. A row without a single valid query (no query had a match)
 shows no numbers, only its warning: 0.00 would read as a measured result.
 
@@ -29,9 +29,9 @@ from matplotlib.figure import Figure  # no pyplot: no global backend or state
 from common import cli
 from common import provenance as prov
 from common.atomic import atomic_path, write_text
-from tools.evaluation import html_report
+from evaluation import html_report
 
-NET = "train.prototxt"   # a training stage's net (tools/two_step.py, tools/experiment.train)
+NET = "train.prototxt"   # a training stage's net (training/two_step.py, tools/experiment.train)
 
 RANKS = (1, 5, 10, 20)       # the ranks of Geng16 Tables 6 and 9 (MTDnet Table 1: 1, 5, 10)
 METRICS = tuple("r%d" % r for r in RANKS) + ("mAP",)
@@ -158,7 +158,7 @@ def _ranked_lists(out_dir, doc, ranked_from):
     """(figures, notes) of the ranked lists: of the evaluation this report
     made (its meta names the evaluated file), or of the reports
     `ranked_from` = [(caption, report folder)]."""
-    from tools.evaluation import visrank
+    from evaluation import visrank
     if ranked_from is None:
         ranked_from = [(doc["title"], None)] if doc["meta"].get("sources") else []
     figures, notes = [], []
@@ -196,7 +196,7 @@ def _stage_sections(out_dir, provenance):
     stage_iterations): its curves (Caffe's parse_log.py) and net diagram
     (caffe.draw), one diagram per distinct net."""
     from networks import diagrams
-    from tools.evaluation import curves
+    from evaluation import curves
     run_dir = provenance.get("run_dir")
     if not run_dir:
         return []
@@ -232,7 +232,7 @@ def _stage_sections(out_dir, provenance):
 
 
 def write_index(out_dir, rows, doc, ranked_from=None):
-    """out_dir/index.html (tools/evaluation/html_report.py) of a report
+    """out_dir/index.html (evaluation/html_report.py) of a report
     whose results.md and cmc.png are written."""
     ranked, notes = _ranked_lists(out_dir, doc, ranked_from)
     sections = [{"heading": "CMC", "figures": [(doc["title"] + ": CMC curves, the paper's "

@@ -12,7 +12,7 @@ at every rank.
 """
 import numpy as np
 
-from tools.evaluation.distance import as_distance, check_inputs
+from evaluation.distance import as_distance, check_inputs
 
 REPEATS = 10    # "averaged over repeats (10 is common)", REFERENCE.md §5
 BLOCK = 256     # probes per block
@@ -22,7 +22,7 @@ def marks(q_pids, q_cams, g_pids, g_cams):
     """(junk, good): boolean probes × gallery matrices of the single-shot
     rule: gallery images from the probe's own camera are no candidates
     (junk); good = its person from another camera. The one statement of the
-    rule, for the CMC and its ranked lists (tools/evaluation/visrank.py)."""
+    rule, for the CMC and its ranked lists (evaluation/visrank.py)."""
     q_pids, q_cams = np.asarray(q_pids).reshape(-1, 1), np.asarray(q_cams).reshape(-1, 1)
     g_pids, g_cams = np.asarray(g_pids).reshape(1, -1), np.asarray(g_cams).reshape(1, -1)
     junk = g_cams == q_cams

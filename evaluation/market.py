@@ -24,7 +24,7 @@ a sort of it (bench/bench_market_eval.py).
 """
 import numpy as np
 
-from tools.evaluation.distance import as_distance, check_inputs
+from evaluation.distance import as_distance, check_inputs
 
 AP_RULES = ("trapezoid", "step")
 JUNK_ID = -1        # Market-1501's junk boxes
@@ -36,7 +36,7 @@ def marks(q_pids, q_cams, g_pids, g_cams):
     junk = id −1 or the query's person from the query's camera (removed from
     the ranking); good = the query's person from another camera. The one
     statement of the rule, for the evaluation and its ranked lists
-    (tools/evaluation/visrank.py)."""
+    (evaluation/visrank.py)."""
     q_pids, q_cams = np.asarray(q_pids).reshape(-1, 1), np.asarray(q_cams).reshape(-1, 1)
     g_pids, g_cams = np.asarray(g_pids).reshape(1, -1), np.asarray(g_cams).reshape(1, -1)
     same_id, same_cam = g_pids == q_pids, g_cams == q_cams

@@ -10,8 +10,8 @@ Junk is not ranked: it is shown where it fell, framed grey and marked
 "junk", and the ranks count the other images, as the CMC does.
 
 The images come from what the evaluation read: a features file
-(tools/extract_features) names its split, whose images its query/gallery
-indices point at; a score matrix (tools/mtdnet_cir) names the query and
+(evaluation/features.py) names its split, whose images its query/gallery
+indices point at; a score matrix (evaluation/cir.py) names the query and
 gallery LMDBs, whose images are the ones that were scored.
 """
 import json
@@ -24,7 +24,7 @@ from matplotlib.patches import Rectangle
 from PIL import Image
 
 from common.atomic import atomic_path
-from tools.evaluation import cmc, market
+from evaluation import cmc, market
 
 QUERIES = 8
 TOP = 10
@@ -138,8 +138,8 @@ def from_features(path, protocol):
     """The Ranking of a features file: Euclidean distances (Geng16 SIR),
     images from the split the file was extracted from."""
     from data_prep.split_format import load_split
-    from tools.evaluation.distance import euclidean
-    from tools.extract_features import load_features
+    from evaluation.distance import euclidean
+    from evaluation.features import load_features
     subsets, meta = load_features(path)
     if "split" not in meta:
         raise ValueError("%s names no split (meta 'split'), so its images are unknown" % path)
@@ -155,10 +155,10 @@ def from_features(path, protocol):
 
 
 def from_scores(path, key, protocol, similarity):
-    """The Ranking of a score matrix (tools/mtdnet_cir --out): images from
+    """The Ranking of a score matrix (evaluation/cir.py, tools.mtdnet_cir --out): images from
     the query and gallery LMDBs it names (q_lmdb, g_lmdb)."""
     from data_prep.lmdb_builder import LmdbImages
-    from tools.evaluate import load_matrix
+    from evaluation.evaluate import load_matrix
     matrix, q_pids, q_cams, g_pids, g_cams = load_matrix(path, key)
     with np.load(path, allow_pickle=False) as z:
         if "q_lmdb" not in z.files or "g_lmdb" not in z.files:

@@ -7,7 +7,7 @@ before they read:
 - per training stage that made the model: its curves and its net diagram;
 - the provenance block (commit, Caffe build, options, seeds, checksums).
 
-tools/evaluation/report.py gathers the parts and calls `write_index`.
+evaluation/report.py gathers the parts and calls `write_index`.
 """
 import html
 import json
