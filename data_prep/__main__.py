@@ -11,25 +11,21 @@ then parsed as Market-1501; for merge, two or more split files. Ends with a
 summary line: images, identities, cameras, size on disk. Errors end the
 command with one line naming the file or field (common/cli.py); outputs are
 checked before the dataset is read: an --out that is a folder, or an --lmdb
-folder the package did not make, is refused and left as it is.
+folder the package did not make, is refused and left as it is. The work is
+data_prep/prepare.py's `make_split` and `merge_splits`.
 """
 import argparse
-import importlib
-import inspect
 import os
 import sys
 
 from common import cli
 from common.atomic import check_replaceable
-from data_prep.disk import disk_size, human
-from data_prep.errors import check_num_classes
-from data_prep.split_format import load_split, save_split
+from data_prep.prepare import DATASETS as PARSERS, check_out, make_split, merge_splits
 
-DATASETS = ("market1501", "cuhk03", "viper", "prid2011", "cuhk01", "ilids", "synthetic", "merge")
-# CLI option -> parse() keyword, passed only when given (the parsers hold the defaults).
-PROTOCOL_OPTIONS = {"protocol": "protocol", "version": "version", "image_dir": "image_dir",
-                    "seed": "seed", "trials": "num_trials", "num_train": "num_train", "num_val": "num_val",
-                    "no_multi_query": "multi_query"}
+DATASETS = PARSERS + ("merge",)
+# the command's protocol options, passed to make_split when given
+OPTIONS = ("protocol", "version", "image_dir", "seed", "trials", "num_train", "num_val", "num_ids",
+           "no_multi_query", "verify_images", "num_classes")
 
 
 def build_parser():
@@ -62,64 +58,10 @@ def build_parser():
     return p
 
 
-def protocol_kwargs(args, parse):
-    """Keyword arguments for `parse` from the options the user gave; an
-    option the dataset does not take is an error, not silently ignored."""
-    accepted = inspect.signature(parse).parameters
-    kw = {}
-    for opt, key in PROTOCOL_OPTIONS.items():
-        value = getattr(args, opt)
-        if value is None or value is False:
-            continue
-        if key not in accepted:
-            raise ValueError("%s does not take --%s" % (args.dataset, opt.replace("_", "-")))
-        kw[key] = False if opt == "no_multi_query" else value
-    if args.verify_images:
-        kw["verify_images"] = True
-    return kw
-
-
-def make_split(args):
-    if args.dataset == "merge":
-        from data_prep.merge import merge_splits
-        if args.eval_from is not None and not 0 <= args.eval_from < len(args.root):
-            raise ValueError("--eval-from %d is not the index of one of the %d splits"
-                             % (args.eval_from, len(args.root)))
-        return merge_splits([load_split(p) for p in args.root], eval_from=args.eval_from)
-    if args.eval_from is not None:
-        raise ValueError("--eval-from is for merge only")
-    if args.num_ids is not None and args.dataset != "synthetic":
-        raise ValueError("--num-ids is for synthetic only")
-    if len(args.root) != 1:
-        raise ValueError("%s takes one ROOT, got %d" % (args.dataset, len(args.root)))
-    root = args.root[0]
-    if args.dataset == "synthetic":
-        from data_prep import market1501, synthetic
-        kw = {k: v for k, v in (("seed", args.seed), ("num_ids", args.num_ids)) if v is not None}
-        tree = synthetic.generate(root, **kw)
-        args.seed = None  # consumed by the generator; Market's split is fixed
-        return market1501.parse(tree, dataset="synthetic", **protocol_kwargs(args, market1501.parse))
-    module = importlib.import_module("data_prep." + args.dataset)
-    if args.dataset == "cuhk03" and args.image_dir is None:
-        args.image_dir = os.path.join(os.path.dirname(os.path.abspath(args.out)), "cuhk03_png")
-    return module.parse(root, **protocol_kwargs(args, module.parse))
-
-
-def summary(split):
-    """images, identities (person ids > 0: junk and distractors excluded),
-    cameras (per source dataset), size on disk of the images."""
-    images = split["images"]
-    ids = {(im.get("dataset"), im["pid"]) for im in images if im["pid"] > 0}
-    cams = {(im.get("dataset"), im["cam"]) for im in images}
-    size = disk_size(os.path.join(split["root"], im["path"]) for im in images)
-    return "%d images, %d identities, %d cameras, %s on disk" % (len(images), len(ids), len(cams), human(size))
-
-
 def check_outputs(args):
     """Refuse outputs that cannot be written before any dataset is read (a
     parse or a CUHK03 extraction can take minutes)."""
-    if os.path.isdir(args.out):
-        raise IsADirectoryError("--out %s is a folder; give the split file's path" % args.out)
+    check_out(args.out)
     if args.lmdb:
         from data_prep.lmdb_builder import KIND  # lazily: the split alone needs no LMDB code
         if os.path.abspath(args.lmdb) == os.path.abspath(args.out):
@@ -135,11 +77,18 @@ def main(argv=None):
     if args.size and min(args.size) < 1:
         parser.error("--size must be positive, got %d %d" % tuple(args.size))
     check_outputs(args)
-    split = make_split(args)
-    if args.num_classes is not None:
-        check_num_classes(split, args.num_classes)
-    save_split(split, args.out)
-    print("%s: %s -> %s" % (split["dataset"], summary(split), args.out))
+    if args.dataset == "merge":
+        split = merge_splits(args.root, args.out, eval_from=args.eval_from,
+                             num_classes=args.num_classes)
+    else:
+        if args.eval_from is not None:
+            raise ValueError("--eval-from is for merge only")
+        if args.num_ids is not None and args.dataset != "synthetic":
+            raise ValueError("--num-ids is for synthetic only")
+        if len(args.root) != 1:
+            raise ValueError("%s takes one ROOT, got %d" % (args.dataset, len(args.root)))
+        split = make_split(args.dataset, args.root[0], args.out,
+                           **{opt: getattr(args, opt) for opt in OPTIONS})
     if args.lmdb:
         from data_prep.lmdb_builder import build_lmdb
         # build_lmdb ends with its own summary line (images, ids, cameras, size)

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from common.config import ROOT
-from data_prep.__main__ import human
+from data_prep.disk import human
 from data_prep.lmdb_builder import read_index
 from data_prep.split_format import load_split
 from tests import fixtures_datasets as fx
