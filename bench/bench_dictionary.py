@@ -1,4 +1,4 @@
-"""Geng16 §4.2 graph-regularised dictionary learning (tools/unsupervised):
+"""Geng16 §4.2 graph-regularised dictionary learning (unsupervised/):
 samples per second of one learn() on Market-sized features (12,936 × 1,024,
 random, half camera A), whose Z step solves K sparse systems by
 preconditioned CG, against the same learn() with the Z step's Sylvester
@@ -15,7 +15,7 @@ import numpy as np
 import scipy.linalg
 
 from bench.timing import Result
-from tools.unsupervised import graph_dictionary as gd
+from unsupervised import graph_dictionary as gd
 
 SAMPLES, DIM = 12936, 1024   # Market-1501's training set, GoogLeNet pool5
 DENSE_SAMPLES = 1000

@@ -304,7 +304,7 @@ def split_checksums(paths):
 
 def run_splits(run_dir):
     """The split files an experiment made under its run directory
-    (tools/experiment.split writes <run_dir>/data/<name>.json; the
+    (experiments/stages.split writes <run_dir>/data/<name>.json; the
     records beside some of them are not splits)."""
     if not run_dir:
         return []

@@ -31,7 +31,7 @@ from common import provenance as prov
 from common.atomic import atomic_path, write_text
 from evaluation import html_report
 
-NET = "train.prototxt"   # a training stage's net (training/two_step.py, tools/experiment.train)
+NET = "train.prototxt"   # a training stage's net (training/two_step.py, experiments/stages.train)
 
 RANKS = (1, 5, 10, 20)       # the ranks of Geng16 Tables 6 and 9 (MTDnet Table 1: 1, 5, 10)
 METRICS = tuple("r%d" % r for r in RANKS) + ("mAP",)

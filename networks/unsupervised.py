@@ -12,7 +12,7 @@ The two models Geng16 compares with its unsupervised co-training on VIPeR:
   Input `feature` → `encode` InnerProduct 512 (+ a nonlinearity, see
   ACTIVATIONS) → `decode` InnerProduct dim → Caffe's EuclideanLoss against
   the input, which is 1/(2N) Σₙ‖·‖²: Eq. 4 averaged over the batch. The
-  features come from numpy (tools/unsupervised/autoencoder.py fills the
+  features come from numpy (unsupervised/autoencoder.py fills the
   Input blob), so there is no data layer. The deploy net gives the code
   f_e(φ(x)) in blob `encode`, used for matching.
 - Domain-adversarial CNN (Ganin & Lempitsky 2015, Geng16 ref. [9]): "a

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PACKAGES = ("bench", "caffe_build", "common", "data_prep", "evaluation", "layers", "networks", "tools", "training")
+PACKAGES = ("bench", "caffe_build", "common", "data_prep", "evaluation", "experiments", "layers",
+            "networks", "tools", "training", "unsupervised")
 
 
 def entry_points():

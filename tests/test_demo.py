@@ -1,9 +1,9 @@
-"""tools/demo.py's chance level, by hand: a random ranking's expected
+"""experiments/demo.py's chance level, by hand: a random ranking's expected
 rank-1 under Market's rule is, per query with a match, good / (good + other
 non-junk gallery images)."""
 import numpy as np
 
-from tools.demo import chance_rank1
+from experiments.demo import chance_rank1
 from evaluation.features import save_features
 
 

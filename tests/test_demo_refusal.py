@@ -1,9 +1,9 @@
 """Issue 14 §2: the demo refuses to report success when a rank-1 is not
-clearly above chance (tools.demo.CLEAR_MARGIN x chance), naming the figure."""
+clearly above chance (experiments.demo.CLEAR_MARGIN x chance), naming the figure."""
 import pytest
 
 from common import cli
-from tools.demo import CLEAR_MARGIN, check_above_chance
+from experiments.demo import CLEAR_MARGIN, check_above_chance
 
 
 def test_margin_is_between_luck_and_the_measured_figures():

@@ -1,4 +1,4 @@
-"""tools/experiment.py's MTDnet stages on a tiny synthetic set: a training
+"""experiments/stages.py's MTDnet stages on a tiny synthetic set: a training
 stage from generated text, then CIR and -trp reports that share one scoring
 run of the model (issue 7); outputs made from other inputs refused or
 recomputed (issue 12 §4)."""
@@ -9,7 +9,7 @@ import pytest
 
 from common import caffe_env
 from common.atomic import Stale
-from tools import experiment as ex
+from experiments import stages as ex
 
 
 def test_mtdnet_stage_and_tests_share_one_scoring_run(tmp_path):

@@ -204,16 +204,16 @@ def test_reproduce_geng16_stage_trains_ordered_pairs_and_step1_pv(tmp_path):
     from caffe.proto import caffe_pb2
     from common import caffe_env
     from data_prep import synthetic
-    from tools import experiment as ex, reproduce
+    from experiments import recipes, stages as ex
     from training.surgery import read_blobs
     caffe_env.set_mode(None)
     synthetic.generate(str(tmp_path / "data" / "market1501"), num_ids=12, seed=4, quiet=True)
     weights = _dgdnet_model(str(tmp_path / "imagenet.caffemodel"))
     ctx = ex.Context(str(tmp_path / "run"), str(tmp_path / "data"), scale=0.00004, progress=False,
                      k=2)
-    opts = reproduce.Options(augment=0, pairs="ordered", step1_pv=True)
+    opts = recipes.Options(augment=0, pairs="ordered", step1_pv=True)
     sp = ex.split(ctx, "market1501", name="market1501_std")
-    reproduce._per_trial(ctx, opts, sp, "market1501", weights, "large", True, "dgdnet",
+    recipes._per_trial(ctx, opts, sp, "market1501", weights, "large", True, "dgdnet",
                          {"losses": ("sid", "pv")})
     for step, pv_lr in (("step1", 1), ("step2", 1)):
         net = text_format.Merge((tmp_path / "run" / "market1501_t0" / step / "train.prototxt")
@@ -245,14 +245,14 @@ def test_reproduce_refuses_an_option_the_experiment_does_not_use(argv, message, 
 
 
 def test_reproduce_options_apply_where_they_belong():
-    from tools import reproduce
+    from experiments import recipes
     for key, opts in (("geng16 table6 one-stepped", dict(pairs="ordered", step1_pv=True)),
                       ("geng16 table4 pv", dict(pairs="ordered")),
                       ("mtdnet cuhk03 rnk", dict(rnk_net="authors")),
                       ("mtdnet prid2011 mtdnet", dict(prid_lr="authors")),
                       ("mtdnet prid2011 rnk", dict(prid_lr="authors", rnk_net="authors"))):
-        assert key in reproduce.experiments()
-        reproduce.check_options(key, reproduce.Options(**opts))  # no refusal
+        assert key in recipes.experiments()
+        recipes.check_options(key, recipes.Options(**opts))  # no refusal
 
 
 def test_rnk_test_uses_the_deploy_net_of_the_models_reading(tmp_path):

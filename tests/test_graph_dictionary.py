@@ -1,4 +1,4 @@
-"""Geng16 §4.2 unsupervised transfer (tools/unsupervised): the cross-view
+"""Geng16 §4.2 unsupervised transfer (unsupervised/): the cross-view
 k-NN graph, Eq. 2–3's objective, the exact Z and D steps against dense
 references, monotone alternation with feasible atoms, the soft labels and
 §5.2's cross-validation of λ."""
@@ -7,10 +7,10 @@ import pytest
 import scipy.optimize
 import scipy.sparse as sp
 
-from tools.unsupervised import graph_dictionary as gd
-from tools.unsupervised.lambda_cv import cross_view_rank1, select_lambda, validation_half
-from tools.unsupervised.neighbours import nearest, nearest_both_ways
-from tools.unsupervised.soft_labels import cross_view_soft_labels
+from unsupervised import graph_dictionary as gd
+from unsupervised.lambda_cv import cross_view_rank1, select_lambda, validation_half
+from unsupervised.neighbours import nearest, nearest_both_ways
+from unsupervised.soft_labels import cross_view_soft_labels
 
 
 def _brute_graph(a, b, k):

@@ -3,7 +3,7 @@
 (from Gaussian weights) train on a 20-identity synthetic set (10 train, 10
 test identities), their loss falls (read by Caffe's own parse_log.py from
 train.log) and their rank-1 reaches a multiple of the chance level of that
-gallery (tools.demo.chance_rank1 for Market's rule; 1 / gallery persons
+gallery (experiments.demo.chance_rank1 for Market's rule; 1 / gallery persons
 single-shot).
 
 The thresholds come from seeds 0, 1, 2 of the same setting (dataset seed =
@@ -31,8 +31,8 @@ import sys
 import numpy as np
 
 from common import caffe_env
-from tools import experiment as ex
-from tools.demo import chance_rank1
+from experiments import stages as ex
+from experiments.demo import chance_rank1
 from evaluation.evaluate import evaluate_features
 from networks import geng16 as geng16_net
 

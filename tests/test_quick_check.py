@@ -11,7 +11,8 @@ import pytest
 
 from common import cli
 from data_prep.__main__ import DATASETS
-from tools import quick_check
+from experiments import quick_check
+from tools import quick_check as quick_check_command
 from evaluation.features import save_features
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -59,7 +60,7 @@ def test_measured_ranges_exclude_chance():
 
 
 def test_missing_root_is_one_line_bad_input(tmp_path, capsys):
-    status = cli.run(quick_check.main, ["cuhk01", str(tmp_path / "nowhere"),
+    status = cli.run(quick_check_command.main, ["cuhk01", str(tmp_path / "nowhere"),
                                         "--run-dir", str(tmp_path / "run"), "--no-progress"])
     err = capsys.readouterr().err.strip().splitlines()
     assert status == cli.BAD_INPUT and len(err) == 1

@@ -1,4 +1,4 @@
-"""tools/reproduce.py (issue 7): every table row of the papers that is one
+"""tools.reproduce, experiments/recipes.py (issue 7): every table row of the papers that is one
 of their own models has an experiment whose paper numbers resolve; one
 experiment runs end to end on a small synthetic Market-layout set (data
 preparation → training → extraction → report beside the paper) and a rerun
@@ -10,6 +10,7 @@ import pytest
 
 from common import cli
 from common.records import sha1
+from experiments import recipes
 from tools import reproduce
 from evaluation import papers
 
@@ -23,7 +24,7 @@ OWN_ROWS = {("geng16", "table1"): ["Ours"], ("geng16", "table2"): ["Ours"],
 
 
 def test_every_own_table_row_has_an_experiment():
-    known = reproduce.experiments()
+    known = recipes.experiments()
     covered = set()
     for e in known.values():
         for spec in e.papers:

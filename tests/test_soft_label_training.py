@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from tools.unsupervised import cotraining, self_training
+from unsupervised import cotraining, self_training
 
 
 def test_soft_labels_by_hand():

@@ -1,5 +1,5 @@
 """Geng16 §5.6 / Table 9 alternatives to co-training through real pycaffe
-(networks/unsupervised.py, tools/unsupervised/autoencoder.py): the
+(networks/unsupervised.py, unsupervised/autoencoder.py): the
 autoencoder's loss is Eq. 4 averaged over the batch, training lowers it,
 pretrained weights are really the fine-tuning's start and the code is
 f_e(x); the domain-adversarial net feeds only the source rows to the SID
@@ -16,7 +16,7 @@ from common.atomic import Stale
 from tests.helpers import assert_committed_prototxt_current, net_from_spec
 from networks import geng16, unsupervised
 from training.surgery import read_blobs
-from tools.unsupervised import autoencoder as ae
+from unsupervised import autoencoder as ae
 
 DIM, HIDDEN = 16, 8
 ACTIVATIONS = {"sigmoid": lambda z: 1 / (1 + np.exp(-z)), "relu": lambda z: np.maximum(z, 0),

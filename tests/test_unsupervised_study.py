@@ -11,8 +11,8 @@ import pytest
 
 from common import caffe_env
 from data_prep.split_format import load_split
-from tools import experiment as ex
-from tools.unsupervised import study
+from experiments import stages as ex
+from unsupervised import study
 
 SIZE, LMDB = (72, 28), (80, 32)
 

@@ -1,4 +1,4 @@
-"""Run one training stage in-process through pycaffe's solver, resumably:
+"""Run one training stage in-process through pycaffe's solver, resumably.
 
     python -m tools.train --solver S.prototxt --run-dir runs/X [--weights W.caffemodel]
                           [--snapshot-every 1000] [--gpu 0 | --gpus 0,1] [--seed 1]

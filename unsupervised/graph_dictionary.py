@@ -39,7 +39,7 @@ import scipy.sparse as sp
 from tqdm import tqdm
 
 from common.progress import mininterval
-from tools.unsupervised.neighbours import nearest_both_ways
+from unsupervised.neighbours import nearest_both_ways
 
 # Defaults (the paper gives none).
 # K = 256 atoms for 1,024-D pool5 features: Eq. 2 has no sparsity term, so

@@ -26,14 +26,14 @@ import numpy as np
 from common import records
 from common.atomic import write_text
 from data_prep.split_format import load_split
-from tools import experiment as ex
+from experiments import stages as ex
 from evaluation.features import load_features, save_features
 from evaluation.report import write_report
-from tools.unsupervised import cotraining, self_training
+from unsupervised import cotraining, self_training
 
 # Autoencoder iterations on the source, then the target features: the paper
 # gives none; measured enough for the reconstruction to level off on
-# synthetic features at pool5's scale (tools/unsupervised/autoencoder.py).
+# synthetic features at pool5's scale (unsupervised/autoencoder.py).
 AE_PRETRAIN_ITERS = 5000
 AE_TARGET_ITERS = 2000
 ROWS = ("source", "self_training", "subspace", "ae", "adversarial", "co_training")
@@ -114,7 +114,7 @@ def autoencoder_features(ctx, source_weights, source_split, target_split, source
     GoogLeNet's 1,024) pretrained on the source set's features, trained on
     the target's, its codes replacing the test features."""
     out = ctx.path("ae.test.features.npz")
-    from tools.unsupervised.autoencoder import encode, train_autoencoder
+    from unsupervised.autoencoder import encode, train_autoencoder
     source = _source_train(ctx, source_weights, source_split, setup)["features"]
     target = self_training.target_features(ctx, source_weights, target_split, setup.base,
                                            setup.size, setup.lmdb_size)[0]

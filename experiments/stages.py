@@ -1,15 +1,19 @@
-"""The stages an experiment is made of, for tools/reproduce.py and
-tools/demo.py. Each stage writes one folder or file under the experiment's
-run directory, whole or not at all, and is skipped when it is already there:
-rerunning an experiment continues where it stopped (training stages resume
-from their last snapshot, tools/train.py). What made a stage's weights,
+"""The stages an experiment is made of, for experiments/recipes.py
+(tools.reproduce), experiments/demo.py and experiments/quick_check.py. Each
+stage is a function of keyword arguments that writes one folder or file
+under the experiment's run directory, whole or not at all, and is skipped
+when it is already there: rerunning an experiment continues where it
+stopped (training stages resume from their last snapshot,
+training/stage.py). What made a stage's weights,
 features, scores and reports is recorded with them (the weights' and data's
 SHA-1, the nets, the options); an output made otherwise is refused, naming
 the first difference, unless the context asks to `recompute` it.
 
-    split      data_prep: the dataset's canonical split (or a merge of several)
+    split      data_prep.make_split: the dataset's canonical split (merged:
+               data_prep.merge_splits of several; single_shot: one query and
+               gallery image per person)
     lmdb       data_prep.lmdb_builder: one subset of one trial
-    geng16     tools/two_step.py: one Geng16 transfer stage (two- or one-stepped)
+    geng16     training/two_step.py: one Geng16 transfer stage (two- or one-stepped)
     mtdnet     one MTDnet training stage (CaffeNet / previous-stage init)
     evaluate   features (evaluation/features.py) or CIR scores
                (evaluation/cir.py) → evaluation/evaluate.py's report
@@ -18,10 +22,10 @@ import json
 import os
 from dataclasses import dataclass
 
-from common import cli, records
+import data_prep
+from common import records
 from common.atomic import write_text
-from common.config import DATA_ROOT, RUNS_ROOT
-from common.config import MTDNET_INPUT
+from common.config import DATA_ROOT, MTDNET_INPUT, RUNS_ROOT
 from evaluation import cir, evaluate
 from evaluation.features import extract_to_file
 from training import mtdnet_init, surgery
@@ -65,22 +69,12 @@ def default_run_dir(name):
     return os.path.join(RUNS_ROOT, name.replace(" ", "_"))
 
 
-def _prep(argv):
-    from data_prep.__main__ import main as prep_main
-    if prep_main(argv) != 0:
-        raise cli.Failure("data preparation failed: python -m data_prep %s" % " ".join(argv))
-
-
 def split(ctx, dataset, root=None, name=None, **protocol):
     """The split JSON of `dataset` (data_prep's parser; `protocol`: its
     options, e.g. version="detected"); root defaults to <data_root>/<dataset>."""
     out = ctx.path("data", (name or dataset) + ".json")
     if not os.path.isfile(out):
-        argv = [dataset, root or os.path.join(ctx.data_root, dataset), "--out", out]
-        for key, value in protocol.items():
-            flag = "--" + key.replace("_", "-")
-            argv += [flag] if value is True else [flag, str(value)]
-        _prep(argv)
+        data_prep.make_split(dataset, root or os.path.join(ctx.data_root, dataset), out, **protocol)
     return out
 
 
@@ -89,10 +83,7 @@ def merged(ctx, name, splits, eval_from=None):
     small sets), identities offset so none collide."""
     out = ctx.path("data", name + ".json")
     if not os.path.isfile(out):
-        argv = ["merge"] + list(splits) + ["--out", out]
-        if eval_from is not None:
-            argv += ["--eval-from", str(eval_from)]
-        _prep(argv)
+        data_prep.merge_splits(list(splits), out, eval_from=eval_from)
     return out
 
 
@@ -119,20 +110,16 @@ def lmdb(ctx, split_path, subset, size, trial=0, augment=0):
     return out
 
 
-def single_shot(ctx, split_path, name, trial=0, seed=0):
-    """A copy of a split whose trial keeps one query image per test person
-    and one gallery image of that person from another camera (drawn with
-    `seed`), distractors and junk dropped: the single-shot protocol of
-    VIPeR-like sets on a multi-shot set, and a gallery small enough for
-    MTDnet's CIR test (which scores every pair) on a CPU."""
+def single_shot_split(split, trial=0, seed=0):
+    """A copy of a split (a loaded split dict) whose trial `trial` keeps one
+    query image per test person and one gallery image of that person from
+    another camera (drawn with `seed`), distractors and junk dropped: the
+    single-shot protocol of VIPeR-like sets on a multi-shot set, and a
+    gallery small enough for MTDnet's CIR test (which scores every pair) on
+    a CPU."""
     import copy
     import numpy as np
-    from data_prep.split_format import load_split, save_split
-    out = ctx.path("data", name + ".json")
-    record = {"split": records.sha1(split_path), "trial": trial, "seed": seed}
-    if records.reuse_file(out, record, ctx.recompute):
-        return out
-    split = copy.deepcopy(load_split(split_path))
+    split = copy.deepcopy(split)
     t = split["trials"][trial]
     images = split["images"]
     rng = np.random.RandomState(seed)
@@ -149,7 +136,19 @@ def single_shot(ctx, split_path, name, trial=0, seed=0):
         gallery.append(others[rng.randint(len(others))])
     t["query"], t["gallery"] = query, gallery
     t.pop("multi_query", None)
-    save_split(split, out)
+    return split
+
+
+def single_shot(ctx, split_path, name, trial=0, seed=0):
+    """single_shot_split of the split file `split_path`, as the split file
+    ctx.path("data", name + ".json") (once per the split's content, trial
+    and seed)."""
+    from data_prep.split_format import load_split, save_split
+    out = ctx.path("data", name + ".json")
+    record = {"split": records.sha1(split_path), "trial": trial, "seed": seed}
+    if records.reuse_file(out, record, ctx.recompute):
+        return out
+    save_split(single_shot_split(load_split(split_path), trial, seed), out)
     records.write_record(out, record)
     return out
 
@@ -198,7 +197,7 @@ def train(ctx, name, net_text, solver_text, init=None, init_from=()):
     """A training stage in ctx.path(name) from generated text: the net and
     its solver (which names the net as NET) written there, the initial
     weights built by init(net path, out path) when given from the files
-    `init_from` (once per their content and the net), then tools/train.py
+    `init_from` (once per their content and the net), then training/stage.py
     (resumed or skipped when done); returns its weights."""
     run = ctx.path(name)
     os.makedirs(run, exist_ok=True)

@@ -17,9 +17,9 @@ import os
 import numpy as np
 
 from data_prep.split_format import load_split, save_split
-from tools import experiment as ex
+from experiments import stages as ex
 from evaluation.features import load_features
-from tools.unsupervised.soft_labels import cross_view_soft_labels
+from unsupervised.soft_labels import cross_view_soft_labels
 
 ROUNDS = 2    # the paper iterates without a count; drift grows with rounds (§4.2)
 

@@ -1,21 +1,21 @@
 """Co-training of the deep model and the graph-regularised subspace model
 (Geng16 §4.2 "Co-training", Eqs. 2–3): the deep model's features of the
 unlabelled target set give the input Y and the cross-view k-NN graph; the
-subspace model (tools/unsupervised/graph_dictionary.py) gives the codes Z
+subspace model (unsupervised/graph_dictionary.py) gives the codes Z
 whose cross-view nearest neighbours are the soft labels; the deep model is
-fine-tuned two-stepped on them (tools/unsupervised/self_training.py) and
+fine-tuned two-stepped on them (unsupervised/self_training.py) and
 gives new features and a new graph. "This iterative process normally
 converges after 2-3 iterations": at most ROUNDS rounds, and it stops when a
 round's labels equal the previous round's.
 
 λ is chosen once by cross-validation on the labelled source set (§5.2,
-tools/unsupervised/lambda_cv.py); the target's identities are never read.
+unsupervised/lambda_cv.py); the target's identities are never read.
 """
 import numpy as np
 
-from tools.unsupervised import graph_dictionary as gd
-from tools.unsupervised.lambda_cv import select_lambda
-from tools.unsupervised.self_training import (camera_views, fine_tune_on, soft_labels,
+from unsupervised import graph_dictionary as gd
+from unsupervised.lambda_cv import select_lambda
+from unsupervised.self_training import (camera_views, fine_tune_on, soft_labels,
                                               target_features)
 
 ROUNDS = 3   # §4.2: "normally converges after 2-3 iterations"

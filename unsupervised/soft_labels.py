@@ -7,7 +7,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from tools.unsupervised.neighbours import nearest
+from unsupervised.neighbours import nearest
 
 SoftLabels = namedtuple("SoftLabels", "a b")
 SoftLabels.__doc__ = "Class of each camera-A row (a) and of each camera-B row (b), both in [0, len(A))."

@@ -14,8 +14,8 @@ import numpy as np
 from tqdm import tqdm
 
 from common.progress import mininterval
-from tools.unsupervised.graph_dictionary import learn
-from tools.unsupervised.soft_labels import cross_view_soft_labels
+from unsupervised.graph_dictionary import learn
+from unsupervised.soft_labels import cross_view_soft_labels
 
 # λ is free of the features' scale (both terms of Eq. 2 grow with ||Y||²);
 # half-decade steps around the default 1/(2k) = 0.1, and 0 so that the
