@@ -53,13 +53,21 @@ def step(module, argv, options=None):
             "options": _jsonable(options or {}), "cwd": os.getcwd(), "started": time.time()}
 
 
-@contextlib.contextmanager
 def invocation(module, argv, options=None, run_dir=None, gpu=None):
     """The entry point `module` running with `argv` (its parsed `options`,
     the run directory it writes, the GPU it uses): reports written inside
     record it as their command."""
     record = step(module, argv, options)
     record.update(run_dir=os.path.abspath(run_dir) if run_dir else None, gpu=gpu)
+    return resumed(record)
+
+
+@contextlib.contextmanager
+def resumed(record):
+    """An invocation's record (invocation's, or one a workflow job was
+    handed: step()'s fields with run_dir, gpu, and optionally "stages" and
+    "splits", the training folders under run_dir and the split files its
+    reports were made from) as the command of the reports written inside."""
     _INVOCATIONS.append(record)
     try:
         yield record
@@ -312,13 +320,15 @@ def run_splits(run_dir):
                   if not p.endswith(records.SIDECAR))
 
 
-def stage_iterations(run_dir):
+def stage_iterations(run_dir, stages=None):
     """{stage folder relative to run_dir: iterations trained} from every
-    state.json under run_dir (temporaries of unfinished writes skipped)."""
+    state.json under run_dir, or under its folders `stages` only
+    (temporaries of unfinished writes skipped)."""
     out = {}
     if not run_dir or not os.path.isdir(run_dir):
         return out
-    for folder, dirs, files in os.walk(run_dir):
+    tops = [run_dir] if stages is None else [os.path.join(run_dir, s) for s in stages]
+    for folder, dirs, files in (w for top in tops for w in os.walk(top)):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         if STATE in files:
             try:
@@ -349,9 +359,10 @@ def gather(own=None, splits=(), run_dir=None, gpu=None):
         "blas": blas(),
         "cpu": cpu(),
         "gpu": gpu_info(gpu),
-        "splits": split_checksums(list(dict.fromkeys(list(splits) + run_splits(run_dir)))),
+        "splits": split_checksums(list(dict.fromkeys(list(splits) + (
+            top["splits"] if "splits" in top else run_splits(run_dir))))),
         "run_dir": os.path.abspath(run_dir) if run_dir else None,
-        "stage_iterations": stage_iterations(run_dir),
+        "stage_iterations": stage_iterations(run_dir, top.get("stages")),
         "wall_time_s": round(now - top["started"], 3),
         "finished": datetime.datetime.fromtimestamp(now, datetime.timezone.utc)
         .isoformat(timespec="seconds"),

@@ -14,26 +14,27 @@ no download:
 4. MTDnet (multi-task: triplet ranking + pair classification) trained on
    the target, tested by CIR pair scoring and by its ranking feature (-trp);
 5. one report (results.md / results.json / cmc.png) beside chance level,
-   and its page report/index.html: ranked lists of each evaluation, the
-   training curves and net of every stage, the provenance (issue 15).
+   and its page index.html: ranked lists of each evaluation, the training
+   curves and net of every stage, the provenance (issue 15).
 
-Everything lands in the run directory (`run(run_dir)`; the command's
-default runs/demo); a rerun skips what is done and
-resumes an interrupted stage. Sizes and iteration counts are the demo's own
+Each of those is a stage of the experiments' workflow (experiments/plan.py,
+experiments/Snakefile; `stages`), so the demo runs as tools.reproduce's
+experiments do: in the store (default runs/demo), each stage once, a rerun
+doing only what changed and resuming an interrupted training. Sizes and iteration counts are the demo's own
 (below): they fit 2 CPU cores in under 15 minutes, so the numbers are far
 from the papers'. The networks, layers, losses and schedules' shapes are
 the papers'.
 """
 import json
 import os
-import time
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from common import cli, provenance
-from experiments import stages as ex
-from evaluation.report import write_report
 from evaluation.features import load_features
+from evaluation.report import write_report
+from experiments.plan import MTDNET_LMDB, Stage
 
 SOURCE = dict(num_ids=60, seed=1)     # the stand-in pretraining set
 TARGET = dict(num_ids=200, seed=0)    # 100 train / 100 test identities (generator's halves)
@@ -105,109 +106,110 @@ def _rows(report_dir, label):
     return rows
 
 
-def settings():
-    """The demo's own sizes, schedules and seed: the options its report records."""
-    return {"source": SOURCE, "target": TARGET, "base": BASE, "input": INPUT, "lmdb_size": LMDB_SIZE,
-            "k": K, "seed": SEED, "iterations": {"pretrain": PRETRAIN_ITERS,
-                                                 "finetune": FINETUNE_ITERS, "mtdnet": MTDNET_ITERS},
-            "base_lr": {"pretrain": PRETRAIN_LR, "finetune": FINETUNE_LR, "mtdnet": MTDNET_LR},
-            "mtdnet": {"size": MTDNET_SIZE, "batch": MTDNET_BATCH, "passes": MTDNET_PASSES}}
+@dataclass
+class Settings:
+    """The demo's sizes, schedules and seed (the values above by default):
+    what its report records, and what a test shrinks."""
+    source: dict = None
+    target: dict = None
+    base: str = BASE
+    input: tuple = INPUT
+    lmdb_size: tuple = LMDB_SIZE
+    k: int = K
+    seed: int = SEED
+    pretrain_iters: tuple = PRETRAIN_ITERS
+    finetune_iters: tuple = FINETUNE_ITERS
+    pretrain_lr: float = PRETRAIN_LR
+    finetune_lr: float = FINETUNE_LR
+    mtdnet_size: int = MTDNET_SIZE
+    mtdnet_batch: int = MTDNET_BATCH
+    mtdnet_iters: int = MTDNET_ITERS
+    mtdnet_lr: float = MTDNET_LR
+    mtdnet_passes: int = MTDNET_PASSES
+
+    def __post_init__(self):
+        self.source = dict(self.source or SOURCE)
+        self.target = dict(self.target or TARGET)
 
 
-def data(ctx):
-    """(source split, target split) of the two synthetic sets."""
-    source = ex.split(ctx, "synthetic", root=ctx.path("synthetic", "source"), name="source",
-                      **SOURCE)
-    target = ex.split(ctx, "synthetic", root=ctx.path("synthetic", "target"), name="target",
-                      **TARGET)
-    return source, target
+PAPER = "geng16:table8:Market / DGDNet / SID + PV / NO"
+TITLE = "Demo: synthetic Market-layout target"
+# The demo's evaluations as its report names them, in its order.
+CAPTIONS = ("Geng16 source model only", "Geng16 DGDNet two-stepped", "MTDnet CIR", "MTDnet-trp")
+GENG16_ROW = "Geng16 DGDNet two-stepped, single query"
 
 
-def source_model(ctx, source):
-    """Geng16 on the source set from the fillers, one-stepped."""
-    return ex.geng16(ctx, "geng16_source", ex.lmdb(ctx, source, "train", LMDB_SIZE), None,
-                     PRETRAIN_ITERS, two_step=False, solver_kw=dict(base_lr=PRETRAIN_LR),
-                     base=BASE, k=K, size=INPUT)
+def _data(b, s):
+    """(source split, target split) of the two synthetic sets, and the
+    source model: Geng16 from the fillers, one-stepped."""
+    source = b.split("synthetic", name="source", **s.source)
+    target = b.split("synthetic", name="target", **s.target)
+    model = b.geng16("geng16_source", b.lmdb(source, "train", s.lmdb_size), None,
+                     s.pretrain_iters, two_step=False, solver_kw=dict(base_lr=s.pretrain_lr),
+                     base=s.base, k=s.k, size=s.input)
+    return source, target, model
 
 
-def _context(run_dir, progress, recompute=False):
-    return ex.Context(run_dir, data_root=os.path.join(run_dir, "synthetic"), seed=SEED,
-                      progress=progress, recompute=recompute)
+def stages(b, s):
+    """The demo's stages (a plan.Builder `b`, Settings `s`): its one report."""
+    source, target, pretrained = _data(b, s)
+    tuned = b.geng16("geng16_target", b.lmdb(target, "train", s.lmdb_size), pretrained,
+                     s.finetune_iters, two_step=True, solver_kw=dict(base_lr=s.finetune_lr),
+                     base=s.base, k=s.k, size=s.input)
+    before = b.evaluate_geng16("eval_source_model", [(0, pretrained)], target, s.base, "market",
+                               size=s.input, resize=s.lmdb_size)
+    after = b.evaluate_geng16("eval_geng16", [(0, tuned)], target, s.base, "market", PAPER,
+                              size=s.input, resize=s.lmdb_size)
+    mtdnet = b.mtdnet("mtdnet_target", "mtdnet", b.lmdb(target, "train", MTDNET_LMDB),
+                      s.mtdnet_iters, size=s.mtdnet_size, batch=s.mtdnet_batch,
+                      solver_kw=dict(base_lr=s.mtdnet_lr))
+    shot = b.single_shot(target, "target_single_shot")
+    query, gallery = b.lmdb(shot, "query", MTDNET_LMDB), b.lmdb(shot, "gallery", MTDNET_LMDB)
+    cir = b.evaluate_mtdnet("eval_mtdnet_cir", mtdnet, query, gallery, "cir", None,
+                            s.mtdnet_size, s.mtdnet_passes)
+    trp = b.evaluate_mtdnet("eval_mtdnet_trp", mtdnet, query, gallery, "trp", None,
+                            s.mtdnet_size, s.mtdnet_passes)
+    inputs = {"source%d" % i: r for i, r in enumerate((before, after, cir, trp))}
+    inputs.update(chance=after.inputs["source0"], shot=shot)
+    return [Stage("report", "demo", {"combine": list(CAPTIONS), "title": TITLE,
+                                     "settings": asdict(s)}, inputs)]
 
 
-def run(run_dir, progress=True, recompute=False):
-    start = time.time()
-    ctx = _context(run_dir, progress, recompute)
-    source, target = data(ctx)
-    pretrained = source_model(ctx, source)
-    tuned = ex.geng16(ctx, "geng16_target", ex.lmdb(ctx, target, "train", LMDB_SIZE), pretrained,
-                      FINETUNE_ITERS, two_step=True, solver_kw=dict(base_lr=FINETUNE_LR),
-                      base=BASE, k=K, size=INPUT)
-    paper = "geng16:table8:Market / DGDNet / SID + PV / NO"
-    before = ex.evaluate_geng16(ctx, "eval_source_model", [(0, pretrained)], target, BASE,
-                                "market", size=INPUT, resize=LMDB_SIZE)
-    after = ex.evaluate_geng16(ctx, "eval_geng16", [(0, tuned)], target, BASE, "market", paper,
-                               size=INPUT, resize=LMDB_SIZE)
-
-    mt_size = ex.MTDNET_LMDB
-    mtdnet = ex.mtdnet(ctx, "mtdnet_target", "mtdnet", ex.lmdb(ctx, target, "train", mt_size),
-                       MTDNET_ITERS, size=MTDNET_SIZE, batch=MTDNET_BATCH,
-                       solver_kw=dict(base_lr=MTDNET_LR))
-    shot = ex.single_shot(ctx, target, "target_single_shot")
-    query, gallery = ex.lmdb(ctx, shot, "query", mt_size), ex.lmdb(ctx, shot, "gallery", mt_size)
-    cir = ex.evaluate_mtdnet(ctx, "eval_mtdnet_cir", mtdnet, query, gallery, "cir", None,
-                             MTDNET_SIZE, MTDNET_PASSES)
-    trp = ex.evaluate_mtdnet(ctx, "eval_mtdnet_trp", mtdnet, query, gallery, "trp", None,
-                             MTDNET_SIZE, MTDNET_PASSES)
-
-    rows = (_rows(before, "Geng16 source model only") + _rows(after, "Geng16 DGDNet two-stepped")
-            + _rows(cir, "MTDnet CIR") + _rows(trp, "MTDnet-trp"))
-    chance = chance_rank1(ctx.path("eval_geng16.t0.features.npz"))
-    meta = {"chance_rank1": chance, "settings": settings()}
-    paths = write_report(ctx.path("report"), rows, "Demo: synthetic Market-layout target", meta,
-                         provenance.gather(run_dir=run_dir),
-                         ranked_from=[("Geng16 source model only", before),
-                                      ("Geng16 DGDNet two-stepped", after),
-                                      ("MTDnet CIR", cir), ("MTDnet-trp", trp)])
-    rank1 = next(r["cmc"][0] for r in rows if r["name"] == "Geng16 DGDNet two-stepped, single query")
-    _show(paths, start, [
-        "Chance rank-1 (random ranking, Market rule): %.2f%%. Geng16 rank-1: %.2f%% = %.1f x chance."
-        % (100 * chance, 100 * rank1, rank1 / chance),
-        "MTDnet is scored single-shot (its papers' protocol). The paper row is Geng16's "
-        "real-data result for the same network and losses, for orientation only."])
-    check_above_chance("Geng16 DGDNet two-stepped, single query", rank1, chance)
-    with open(shot) as f:  # single-shot: one gallery image per query person
-        mt_chance = 1.0 / len(json.load(f)["trials"][0]["gallery"])
-    mt_rank1 = next(r["cmc"][0] for r in rows if r["name"].startswith("MTDnet-trp"))
-    check_above_chance("MTDnet-trp", mt_rank1, mt_chance)
-    return paths
-
-
-def unsupervised(run_dir, progress=True, recompute=False):
+def unsupervised_stages(b, s):
     """Geng16 §4.2 on the synthetic target without its labels: every
     Table 9 model from the demo's source model (unsupervised/study.py)."""
-    from unsupervised import study
-    start = time.time()
-    ctx = _context(run_dir, progress, recompute)
-    source, target = data(ctx)
-    weights = source_model(ctx, source)
-    uctx = ex.Context(os.path.join(run_dir, "unsupervised"), seed=SEED, progress=progress,
-                      recompute=recompute)
-    setup = study.Setup(base=BASE, iters=FINETUNE_ITERS, protocol="market", size=INPUT,
-                        lmdb_size=LMDB_SIZE, solver_kw=dict(base_lr=FINETUNE_LR), k=K)
-    paths, _ = study.run(uctx, weights, source, target, setup,
-                         title="Demo: unsupervised transfer to the synthetic target")
-    _show(paths, start)
-    return paths
+    from experiments.recipes import UNSUPERVISED_ROWS, study_setup
+    source, target, model = _data(b, s)
+    setup = study_setup(base=s.base, iters=s.finetune_iters, protocol="market", size=s.input,
+                        lmdb_size=s.lmdb_size, solver_kw=dict(base_lr=s.finetune_lr), k=s.k)
+    return [b.unsupervised("demo_unsupervised", model, source, target, setup, UNSUPERVISED_ROWS,
+                           "table9", None, "Demo: unsupervised transfer to the synthetic target")]
 
 
-def _show(paths, start, notes=()):
-    """Print a report's table, any notes, and where it is: its page last."""
-    with open(paths["results.md"]) as f:
-        print(f.read())
-    for line in notes:
-        print(line)
-    print("Report: %s (CMC plot: %s); %.1f min." % (paths["results.md"], paths["cmc.png"],
-                                                    (time.time() - start) / 60))
-    print("Page: %s" % paths["index.html"])
+def summary_report(stage, files, out):
+    """The demo report stage: the rows of its four evaluations, chance
+    level from the fine-tuned model's features, each evaluation's ranked
+    lists."""
+    folders = [files["source%d" % i] for i in range(len(CAPTIONS))]
+    rows = [row for caption, folder in zip(CAPTIONS, folders) for row in _rows(folder, caption)]
+    meta = {"chance_rank1": chance_rank1(files["chance"]), "settings": stage.config["settings"]}
+    write_report(out, rows, stage.config["title"], meta, provenance.gather(),
+                 ranked_from=list(zip(CAPTIONS, folders)))
 
+
+def judge(report_dir, shot_split):
+    """The notes under the demo's table, then cli.Failure naming the figure
+    when Geng16's or MTDnet-trp's rank-1 is not clearly above chance."""
+    with open(os.path.join(report_dir, "results.json")) as f:
+        doc = json.load(f)
+    rows, chance = doc["results"], doc["meta"]["chance_rank1"]
+    rank1 = next(r["cmc"][0] for r in rows if r["name"] == GENG16_ROW)
+    notes = ["Chance rank-1 (random ranking, Market rule): %.2f%%. Geng16 rank-1: %.2f%% = %.1f x "
+             "chance." % (100 * chance, 100 * rank1, rank1 / chance),
+             "MTDnet is scored single-shot (its papers' protocol). The paper row is Geng16's "
+             "real-data result for the same network and losses, for orientation only."]
+    with open(shot_split) as f:  # single-shot: one gallery image per query person
+        mt_chance = 1.0 / len(json.load(f)["trials"][0]["gallery"])
+    mt_rank1 = next(r["cmc"][0] for r in rows if r["name"].startswith("MTDnet-trp"))
+    checks = [(GENG16_ROW, rank1, chance), ("MTDnet-trp", mt_rank1, mt_chance)]
+    return notes, checks

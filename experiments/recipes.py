@@ -1,46 +1,29 @@
-"""The papers' experiments as recipes of stages (experiments/stages.py),
-the library of `python -m tools.reproduce` (issue 7): `experiments()` is
-the table {key: Experiment} of every table row of the two papers that is one
-experiment, each with the paper's numbers (`list_text`, --list), and
-`reproduce(key, ctx, opts)` runs one: data preparation, every training
-stage (staged transfer, two-stepped unless the row says otherwise),
-feature extraction or CIR scoring, and evaluation, ending with the report
-beside the paper's numbers (evaluation/evaluate.py: results.md,
-results.json, cmc.png). Everything goes under ctx.run_dir; a stage already
-done is skipped and an interrupted one resumes, so rerunning continues
-where it stopped.
-
-Datasets are read from <data_root>/<name>/ (market1501, cuhk03, viper,
-prid2011, cuhk01, ilids) as distributed (REFERENCE.md §4). ImageNet and
-CaffeNet weights come through training/fetch_weights.py (or Options'
-imagenet / caffenet). `ctx.scale` shrinks every schedule (1 = the paper's
-iterations); `opts.trials` is how many of a dataset's random splits are
-trained and averaged (the papers: all 10 of the small sets, 20 of CUHK03).
+"""Every experiment of the two papers as stages (experiments/plan.py): one
+recipe per kind of table row, each asking a plan.Builder for its data,
+training, extraction or scoring and report stages. `graph(config)` is what
+the Snakefile runs: the experiments named in its config, under its options.
 
 Fidelity choices (README "Fidelity choices"), each defaulting to the
-paper's reading; an experiment keeps its key, and its stages made under
-another reading are refused unless recompute (Options):
-    pairs unordered|ordered   Geng16 in-batch pairs (§5.2's "3,968 … respectively")
-    step1_pv                  Geng16 step 1 also trains the new PV layers
-    rnk_net ours|authors      MTDnet-rnk net and init (the authors' train_val.prototxt)
-    prid_lr paper|authors     MTDnet PRID2011 base_lr (the authors' solver: 1e-4)
+paper's reading; a stage made under another reading is another stage:
+    pairs      Geng16 in-batch pairs (§5.2's "3,968 … respectively")
+    step1_pv   Geng16 step 1 also trains the new PV layers
+    rnk_net    MTDnet-rnk net and init (the authors' train_val.prototxt)
+    prid_lr    MTDnet PRID2011 base_lr (the authors' solver: 1e-4)
 """
-import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
-from common.atomic import write_text
-from common.config import WEIGHTS_ROOT
 from data_prep.augment import COPIES
-from experiments import stages as ex
 from evaluation import papers
+from experiments.plan import GENG16_LMDB, MTDNET_LMDB, Builder, Graph
 from layers.pair_generation import PAIRS
+from networks import geng16 as geng16_net
 from networks import mtdnet as mtdnet_net
 from networks import solver as schedules
 
 
 @dataclass
 class Options:
-    """What a recipe may need beyond the Context."""
+    """What a recipe may need beyond the Builder."""
     trials: int = 1
     imagenet: str = None    # ImageNet weights of the base (GoogLeNet: fetched when absent)
     caffenet: str = None    # bvlc_reference_caffenet (MTDnet conv1–2)
@@ -83,24 +66,23 @@ class Experiment:
     papers: list
     run: object = field(repr=False)
 
-
-def _weights(path, name):
-    """A given weights file, or the model zoo's by training/fetch_weights.py."""
-    if path:
-        if not os.path.isfile(path):
-            raise FileNotFoundError("weights file not found: %s" % path)
-        return path
-    from training.fetch_weights import fetch
-    return fetch(name, WEIGHTS_ROOT)
+    @property
+    def label(self):
+        return self.key.replace(" ", "_")
 
 
-def _imagenet(opts, base):
+# DGDNet has no public ImageNet model: its rows plan (--plan counts them)
+# with this in the weights' place, and tools.reproduce refuses to run them
+# without --imagenet.
+NO_DGDNET_IMAGENET = "no-public-DGDNet-ImageNet-model"
+NO_DGDNET_IMAGENET_TEXT = ("no public ImageNet model of DGDNet: give --imagenet W.caffemodel, "
+                           "or take the row without ImageNet pretraining")
+
+
+def _imagenet(b, opts, base):
     if base == "googlenet":
-        return _weights(opts.imagenet, "bvlc_googlenet")
-    if not opts.imagenet:
-        raise ValueError("no public ImageNet model of DGDNet: give --imagenet W.caffemodel, "
-                         "or take the row without ImageNet pretraining")
-    return _weights(opts.imagenet, None)
+        return b.weights("bvlc_googlenet", opts.imagenet)
+    return opts.imagenet or NO_DGDNET_IMAGENET
 
 
 # ---- Geng16 -------------------------------------------------------------
@@ -108,18 +90,6 @@ def _imagenet(opts, base):
 SMALL_SETS = {"viper": ("viper", {}), "prid": ("prid2011", {}),
               "cuhk01_871": ("cuhk01", {"protocol": "871/100"}),
               "cuhk01_485": ("cuhk01", {"protocol": "485/486"})}
-
-
-def geng16_large(ctx, opts, dataset, paper, protocol, base="googlenet", pretrained=True,
-                 two_step=True, **variant):
-    """ImageNet → a large set (CUHK03 / Market), Geng16 §5.3 "one-staged"."""
-    split_kw = {"version": variant.pop("version")} if "version" in variant else {}
-    sp = ex.split(ctx, dataset, name=dataset + "_" + split_kw.get("version", "std"), **split_kw)
-    weights = _imagenet(opts, base) if pretrained else None
-    models = _per_trial(ctx, opts, sp, dataset, weights, "large", two_step and pretrained, base,
-                        variant)
-    subsets = ["query", "gallery"] + (["multi_query"] if protocol == "market" else [])
-    return ex.evaluate_geng16(ctx, "report", models, sp, base, protocol, paper, subsets)
 
 
 def _fidelity(opts, variant, two_step):
@@ -131,54 +101,74 @@ def _fidelity(opts, variant, two_step):
     return kw
 
 
-def _per_trial(ctx, opts, split_path, name, weights, schedule, two_step, base, variant):
+def _per_trial(b, opts, split, name, weights, schedule, two_step, base, variant):
     """One Geng16 stage per trial of the split (its own training half);
-    returns [(trial, weights)]."""
+    returns [(trial, stage)]."""
     models = []
     for trial in range(opts.trials):
-        train = ex.lmdb(ctx, split_path, "train", ex.GENG16_LMDB[base], trial, opts.augment)
-        models.append((trial, ex.geng16(ctx, "%s_t%d" % (name, trial), train, weights, schedule,
-                                        two_step, base=base, **_fidelity(opts, variant, two_step))))
+        train = b.lmdb(split, "train", GENG16_LMDB[base], trial, opts.augment)
+        models.append((trial, b.geng16("%s_t%d" % (name, trial), train, weights, schedule,
+                                       two_step, base=base, **_fidelity(opts, variant, two_step))))
     return models
 
 
-def geng16_merged(ctx, opts, base="googlenet", pretrained=True, **variant):
+def geng16_large(b, opts, e, dataset, paper, protocol, base="googlenet", pretrained=True,
+                 two_step=True, **variant):
+    """ImageNet → a large set (CUHK03 / Market), Geng16 §5.3 "one-staged"."""
+    split_kw = {"version": variant.pop("version")} if "version" in variant else {}
+    sp = b.split(dataset, name=dataset + "_" + split_kw.get("version", "std"), **split_kw)
+    weights = _imagenet(b, opts, base) if pretrained else None
+    models = _per_trial(b, opts, sp, dataset, weights, "large", two_step and pretrained, base,
+                        variant)
+    subsets = ["query", "gallery"] + (["multi_query"] if protocol == "market" else [])
+    return [b.evaluate_geng16(e.label, models, sp, base, protocol, paper, subsets, title=e.key)]
+
+
+def geng16_merged(b, opts, base="googlenet", pretrained=True, **variant):
     """ImageNet → CUHK03 + Market merged (Geng16 §5.3, the first of two
-    stages); returns (merged split, weights)."""
-    cuhk03 = ex.split(ctx, "cuhk03", name="cuhk03_labeled")
-    market = ex.split(ctx, "market1501", name="market1501_std")
-    sp = ex.merged(ctx, "cuhk03_market1501", [cuhk03, market])
-    train = ex.lmdb(ctx, sp, "train", ex.GENG16_LMDB[base], 0, opts.augment)
-    weights = _imagenet(opts, base) if pretrained else None
-    return sp, ex.geng16(ctx, "large", train, weights, "large", pretrained, base=base,
-                         **_fidelity(opts, variant, pretrained))
+    stages); returns (merged split, model)."""
+    cuhk03 = b.split("cuhk03", name="cuhk03_labeled")
+    market = b.split("market1501", name="market1501_std")
+    sp = b.merged("cuhk03_market1501", [cuhk03, market])
+    train = b.lmdb(sp, "train", GENG16_LMDB[base], 0, opts.augment)
+    weights = _imagenet(b, opts, base) if pretrained else None
+    return sp, b.geng16("large", train, weights, "large", pretrained, base=base,
+                        **_fidelity(opts, variant, pretrained))
 
 
-def geng16_small(ctx, opts, small, paper, base="googlenet", pretrained=True, two_step=True,
+def geng16_small(b, opts, e, small, paper, base="googlenet", pretrained=True, two_step=True,
                  **variant):
     """ImageNet → CUHK03 + Market → a small set (Geng16 §5.3, two stages)."""
-    _, large = geng16_merged(ctx, opts, base, pretrained, **variant)
+    _, large = geng16_merged(b, opts, base, pretrained, **variant)
     dataset, protocol = SMALL_SETS[small]
-    sp = ex.split(ctx, dataset, name=small, **protocol)
-    models = _per_trial(ctx, opts, sp, small, large, "small", two_step, base, variant)
-    return ex.evaluate_geng16(ctx, "report", models, sp, base, "single-shot", paper)
+    sp = b.split(dataset, name=small, **protocol)
+    models = _per_trial(b, opts, sp, small, large, "small", two_step, base, variant)
+    return [b.evaluate_geng16(e.label, models, sp, base, "single-shot", paper, title=e.key)]
 
 
 UNSUPERVISED_ROWS = ("source", "self_training", "subspace", "ae", "adversarial", "co_training")
 UNSUPERVISED_SETS = {"viper": "viper", "prid": "prid", "cuhk01": "cuhk01_485"}
 
 
-def geng16_unsupervised(ctx, opts, small, rows, table, setting=None):
+def study_setup(**kw):
+    """The unsupervised study's settings (unsupervised/study.py Setup) as a
+    stage's configuration, its schedule as iteration counts."""
+    from unsupervised.study import Setup
+    setup = asdict(Setup(**kw))
+    if isinstance(setup["iters"], str):
+        setup["iters"] = geng16_net.SCHEDULES[setup["iters"]]
+    return setup
+
+
+def geng16_unsupervised(b, opts, e, small, rows, table, setting=None):
     """ImageNet → CUHK03 + Market (supervised) → a small set without its
     labels (Geng16 §4.2, §5.4, §5.6; unsupervised/study.py)."""
-    from unsupervised import study
-    source, large = geng16_merged(ctx, opts)
+    source, large = geng16_merged(b, opts)
     dataset, protocol = SMALL_SETS[UNSUPERVISED_SETS[small]]
-    target = ex.split(ctx, dataset, name=small, **protocol)
-    setup = study.Setup(base="googlenet", iters="small", protocol="single-shot", k=ctx.k)
-    paths, _ = study.run(ctx, large, source, target, setup, rows, table, setting,
-                         "Geng16 %s: unsupervised transfer to %s" % (table, small))
-    return os.path.dirname(paths["results.md"])
+    target = b.split(dataset, name=small, **protocol)
+    setup = study_setup(base="googlenet", iters="small", protocol="single-shot")
+    return [b.unsupervised(e.label, large, source, target, setup, rows, table, setting,
+                           "Geng16 %s: unsupervised transfer to %s" % (table, small))]
 
 
 LOSS_ROWS = {"sid": ("SID", ("sid",)), "pv": ("PV", ("pv",)), "tl": ("TL", ("tl",)),
@@ -196,19 +186,19 @@ def geng16_experiments():
     for version, col in (("labeled", "manual"), ("detected", "detected")):
         add("table1 " + version, "ImageNet → CUHK03 %s, two-stepped, SID + PV" % version,
             ["geng16:table1:Ours:" + col],
-            lambda c, o, v=version, s=col: geng16_large(c, o, "cuhk03", "geng16:table1:Ours:" + s,
-                                                        "single-shot", version=v))
+            lambda b, o, e, v=version, s=col: geng16_large(
+                b, o, e, "cuhk03", "geng16:table1:Ours:" + s, "single-shot", version=v))
     add("table2", "ImageNet → Market-1501, two-stepped, SID + PV (single and multi query)",
         ["geng16:table2:Ours"],
-        lambda c, o: geng16_large(c, o, "market1501", "geng16:table2:Ours", "market"))
+        lambda b, o, e: geng16_large(b, o, e, "market1501", "geng16:table2:Ours", "market"))
     for small in SMALL_SETS:
         add("table3 " + small, "ImageNet → CUHK03 + Market → %s, two-stepped" % small,
             ["geng16:table3:Ours:" + small],
-            lambda c, o, s=small: geng16_small(c, o, s, "geng16:table3:Ours:" + s))
+            lambda b, o, e, s=small: geng16_small(b, o, e, s, "geng16:table3:Ours:" + s))
     for key, (row, losses) in LOSS_ROWS.items():
         add("table4 " + key, "ImageNet → Market-1501 with losses %s" % row, ["geng16:table4:" + row],
-            lambda c, o, r=row, l=losses: geng16_large(c, o, "market1501", "geng16:table4:" + r,
-                                                        "market", losses=l))
+            lambda b, o, e, r=row, l=losses: geng16_large(
+                b, o, e, "market1501", "geng16:table4:" + r, "market", losses=l))
     for losses in ("sid_pv", "sid_tl"):
         for drop, name in DROPOUT_ROWS.items():
             row = "%s / %s" % (LOSS_ROWS[losses][0], name)
@@ -216,36 +206,38 @@ def geng16_experiments():
                       else "random")
             add("table5 %s %s market" % (losses, drop), "Market-1501, %s" % row,
                 ["geng16:table5:%s:market1501" % row],
-                lambda c, o, r=row, k=kw: geng16_large(c, o, "market1501",
-                                                       "geng16:table5:%s:market1501" % r, "market", **k))
+                lambda b, o, e, r=row, k=kw: geng16_large(
+                    b, o, e, "market1501", "geng16:table5:%s:market1501" % r, "market", **k))
             add("table5 %s %s viper" % (losses, drop), "VIPeR, %s" % row,
                 ["geng16:table5:%s:viper" % row],
-                lambda c, o, r=row, k=kw: geng16_small(c, o, "viper", "geng16:table5:%s:viper" % r, **k))
+                lambda b, o, e, r=row, k=kw: geng16_small(
+                    b, o, e, "viper", "geng16:table5:%s:viper" % r, **k))
     for two, row in ((False, "One-stepped"), (True, "Two-stepped")):
         add("table6 " + row.lower(), "ImageNet → CUHK03 + Market → VIPeR, %s" % row.lower(),
             ["geng16:table6:" + row],
-            lambda c, o, t=two, r=row: geng16_small(c, o, "viper", "geng16:table6:" + r, two_step=t))
+            lambda b, o, e, t=two, r=row: geng16_small(b, o, e, "viper", "geng16:table6:" + r,
+                                                       two_step=t))
     for base, bname in (("dgdnet", "DGDNet"), ("googlenet", "GoogLeNet")):
         for pre, yes in ((True, "YES"), (False, "NO")):
             for key, (lname, losses) in (("sid", LOSS_ROWS["sid"]), ("sid_pv", LOSS_ROWS["sid_pv"])):
                 row = "Market / %s / %s / %s" % (bname, lname, yes)
                 add("table8 market %s %s %s" % (base, key, "imagenet" if pre else "scratch"), row,
                     ["geng16:table8:" + row],
-                    lambda c, o, b=base, p=pre, l=losses, r=row: geng16_large(
-                        c, o, "market1501", "geng16:table8:" + r, "market", b, p, losses=l))
+                    lambda b, o, e, ba=base, p=pre, l=losses, r=row: geng16_large(
+                        b, o, e, "market1501", "geng16:table8:" + r, "market", ba, p, losses=l))
             row = "VIPeR / %s / SID + PV / %s" % (bname, yes)
             add("table8 viper %s sid_pv %s" % (base, "imagenet" if pre else "scratch"), row,
                 ["geng16:table8:" + row],
-                lambda c, o, b=base, p=pre, r=row: geng16_small(c, o, "viper", "geng16:table8:" + r,
-                                                                b, p))
+                lambda b, o, e, ba=base, p=pre, r=row: geng16_small(
+                    b, o, e, "viper", "geng16:table8:" + r, ba, p))
     for small in UNSUPERVISED_SETS:
         add("table7 " + small, "ImageNet → CUHK03 + Market → unlabelled %s, co-training" % small,
             ["geng16:table7:Ours:" + small],
-            lambda c, o, s=small: geng16_unsupervised(c, o, s, ("co_training",), "table7", s))
+            lambda b, o, e, s=small: geng16_unsupervised(b, o, e, s, ("co_training",), "table7", s))
     add("table9", "Unsupervised alternatives on unlabelled VIPeR: self-training, subspace, AE, "
         "gradient reversal, co-training", ["geng16:table9:" + r for r in
                                            ("Self-training", "Subspace", "AE", "Adversarial [9]", "Ours")],
-        lambda c, o: geng16_unsupervised(c, o, "viper", UNSUPERVISED_ROWS, "table9"))
+        lambda b, o, e: geng16_unsupervised(b, o, e, "viper", UNSUPERVISED_ROWS, "table9"))
     return out
 
 
@@ -265,47 +257,44 @@ def _rnk_kw(opts, net):
     return {"rnk_net": opts.rnk_net} if net == "mtdnet_rnk" else {}
 
 
-def mtdnet_cuhk03(ctx, opts, net, trial=0):
+def mtdnet_cuhk03(b, opts, net, trial=0):
     """CaffeNet conv1–2 → CUHK03, 200K iterations (REFERENCE.md §3)."""
-    sp = ex.split(ctx, "cuhk03", name="cuhk03_labeled")
-    train = ex.lmdb(ctx, sp, "train", ex.MTDNET_LMDB, trial)
-    caffenet = _weights(opts.caffenet, "bvlc_reference_caffenet")
-    return sp, ex.mtdnet(ctx, "cuhk03_%s_t%d" % (net, trial), net, train,
-                         schedules.MTDNET_CUHK03_ITERS, caffenet=caffenet, **_rnk_kw(opts, net))
+    sp = b.split("cuhk03", name="cuhk03_labeled")
+    train = b.lmdb(sp, "train", MTDNET_LMDB, trial)
+    caffenet = b.weights("bvlc_reference_caffenet", opts.caffenet)
+    return sp, b.mtdnet("cuhk03_%s_t%d" % (net, trial), net, train,
+                        schedules.MTDNET_CUHK03_ITERS, caffenet=caffenet, **_rnk_kw(opts, net))
 
 
-def mtdnet_run(ctx, opts, dataset, row):
+def mtdnet_run(b, opts, e, dataset, row):
     label, net, test = MTDNET_ROWS[row]
     paper = "mtdnet:table1:%s:%s" % (label, dataset)
     models = []
     if dataset == "cuhk03":
         for trial in range(opts.trials):
-            sp, weights = mtdnet_cuhk03(ctx, opts, net, trial)
-            models.append((trial, weights))
+            sp, model = mtdnet_cuhk03(b, opts, net, trial)
+            models.append((trial, model))
     else:
         # small sets: fine-tuned 20K from the CUHK03 model (cross: the
         # multi-task model, its target stream copied into the source stream)
-        cuhk03_sp, source = mtdnet_cuhk03(ctx, opts, "mtdnet" if net == "mtdnet_cross" else net)
+        cuhk03_sp, source = mtdnet_cuhk03(b, opts, "mtdnet" if net == "mtdnet_cross" else net)
         name, protocol = MTDNET_SETS[dataset]
-        sp = ex.split(ctx, name, name=dataset, **protocol)
+        sp = b.split(name, name=dataset, **protocol)
         if row == "aug":
-            sp = ex.merged(ctx, dataset + "_aug", [sp, cuhk03_sp], eval_from=0)
-        aux = ex.lmdb(ctx, cuhk03_sp, "train", ex.MTDNET_LMDB) if net == "mtdnet_cross" else None
+            sp = b.merged(dataset + "_aug", [sp, cuhk03_sp], eval_from=0)
+        aux = b.lmdb(cuhk03_sp, "train", MTDNET_LMDB) if net == "mtdnet_cross" else None
         solver_kw = ({"base_lr": schedules.mtdnet_prid_lr(opts.prid_lr, net)}
                      if dataset == "prid2011" else None)
         for trial in range(opts.trials):
-            train = ex.lmdb(ctx, sp, "train", ex.MTDNET_LMDB, trial)
-            models.append((trial, ex.mtdnet(ctx, "%s_%s_t%d" % (dataset, row, trial), net, train,
-                                            schedules.MTDNET_SMALL_ITERS, weights=source,
-                                            aux_lmdb=aux, solver_kw=solver_kw,
-                                            **_rnk_kw(opts, net))))
-    reports = []
-    for trial, weights in models:
-        query = ex.lmdb(ctx, sp, "query", ex.MTDNET_LMDB, trial)
-        gallery = ex.lmdb(ctx, sp, "gallery", ex.MTDNET_LMDB, trial)
-        reports.append(ex.evaluate_mtdnet(ctx, "report_t%d" % trial, weights, query, gallery, test,
-                                          paper))
-    return reports[0] if len(reports) == 1 else reports
+            train = b.lmdb(sp, "train", MTDNET_LMDB, trial)
+            models.append((trial, b.mtdnet("%s_%s_t%d" % (dataset, row, trial), net, train,
+                                           schedules.MTDNET_SMALL_ITERS, weights=source, aux=aux,
+                                           solver_kw=solver_kw, **_rnk_kw(opts, net))))
+    return [b.evaluate_mtdnet("%s_t%d" % (e.label, trial), model,
+                              b.lmdb(sp, "query", MTDNET_LMDB, trial),
+                              b.lmdb(sp, "gallery", MTDNET_LMDB, trial), test, paper,
+                              title="%s, trial %d" % (e.key, trial))
+            for trial, model in models]
 
 
 def mtdnet_experiments():
@@ -317,7 +306,7 @@ def mtdnet_experiments():
             out.append(Experiment("mtdnet %s %s" % (dataset, row),
                                   "%s on %s (%s)" % (label, dataset, net),
                                   ["mtdnet:table1:%s:%s" % (label, dataset)],
-                                  lambda c, o, d=dataset, r=row: mtdnet_run(c, o, d, r)))
+                                  lambda b, o, e, d=dataset, r=row: mtdnet_run(b, o, e, d, r)))
     return out
 
 
@@ -349,23 +338,6 @@ def list_text(known):
     return "\n".join(lines)
 
 
-def claim_run_dir(run_dir, key):
-    """Mark run_dir as this experiment's, or refuse one that holds another
-    experiment: stage names repeat across experiments (each has its own
-    `report`, `market1501_t0`, …), so a shared folder would reuse the
-    wrong stages."""
-    path = os.path.join(run_dir, "experiment.txt")
-    if os.path.isfile(path):
-        with open(path) as f:
-            owner = f.read().strip()
-        if owner != key:
-            raise ValueError("%s holds experiment %r, not %r: give another --run-dir"
-                             % (run_dir, owner, key))
-        return
-    os.makedirs(run_dir, exist_ok=True)
-    write_text(path, key + "\n")
-
-
 def find(key, known=None):
     """The Experiment of `key` (a key of experiments()); ValueError naming
     the keys it starts, else pointing at the list."""
@@ -377,11 +349,28 @@ def find(key, known=None):
     return known[key]
 
 
-def reproduce(key, ctx, opts, known=None):
-    """Run experiment `key` in ctx.run_dir (claimed for it) with `opts`;
-    returns its report folders (one per report: MTDnet tests each trial)."""
-    experiment = find(key, known)
-    check_options(key, opts)
-    claim_run_dir(ctx.run_dir, key)
-    report = experiment.run(ctx, opts)
-    return report if isinstance(report, list) else [report]
+# The demo's workflows (experiments/demo.py, tools.demo): key → its stages.
+DEMOS = {"demo": "stages", "demo unsupervised": "unsupervised_stages"}
+
+
+def graph(config):
+    """The Graph of config["experiments"] (keys; "demo" is the demo's,
+    experiments/demo.py) under config["options"]: data_root, scale, k, seed
+    and the Options fields; config["run"] (gpu, snapshot_every, progress)
+    rides along for the jobs."""
+    options = dict(config.get("options", {}))
+    b = Builder(**{f.name: options.pop(f.name) for f in fields(Builder) if f.name in options})
+    opts = Options(**{f.name: options.pop(f.name) for f in fields(Options) if f.name in options})
+    if options:
+        raise ValueError("unknown workflow option(s): %s" % ", ".join(sorted(options)))
+    g = Graph(config.get("run"))
+    known = experiments()
+    for key in config.get("experiments", []):
+        if key in DEMOS:
+            from experiments import demo
+            g.add(key, getattr(demo, DEMOS[key])(b, demo.Settings(**config.get("demo", {}))))
+            continue
+        e = find(key, known)
+        check_options(key, opts)
+        g.add(key, e.run(b, opts, e))
+    return g

@@ -1,23 +1,23 @@
 """The README's main job (`make demo`): both papers' pipelines end to end on
-synthetic data in Market-1501's layout, on a CPU, no download:
-
-    python -m tools.demo [--run-dir runs/demo] [--unsupervised] [--recompute]
+synthetic data in Market-1501's layout, on a CPU, no download.
 
 Two synthetic sets, Geng16's staged transfer with the DGDNet base
 (two-stepped fine-tuning on the target), MTDnet on the target, one report
-beside chance level and its page (experiments/demo.py `run`); with
---unsupervised, Geng16's unsupervised transfer instead (`unsupervised`).
-Everything lands in runs/demo (--run-dir); a rerun skips what is done and
-resumes an interrupted stage. A model that learned nothing ends in one
+beside chance level and its page (experiments/demo.py `stages`); with
+--unsupervised, Geng16's unsupervised transfer instead
+(`unsupervised_stages`). They run as stages of the experiments' Snakemake
+workflow in runs/demo (--run-dir): a rerun does only what changed and
+resumes an interrupted training. A model that learned nothing ends in one
 error line, exit 1, after the report is written.
 """
 import os
 import sys
+import time
+from dataclasses import asdict
 
 from common import cli, provenance
 from common.config import RUNS_ROOT
-from experiments import demo
-from training.stage import Stopped
+from experiments import demo, jobs, recipes, workflow
 
 
 def main(argv=None):
@@ -27,21 +27,43 @@ def main(argv=None):
     ap.add_argument("--unsupervised", action="store_true",
                     help="instead: Geng16's unsupervised transfer (Tables 7, 9) on the synthetic "
                          "target, every model side by side")
+    ap.add_argument("--cores", type=cli.positive_int, default=1,
+                    help="jobs at once (the demo's two trainings can run side by side)")
     ap.add_argument("--recompute", action="store_true",
-                    help="remake the outputs whose record differs from this run's (without it "
-                         "they are refused, never reused)")
+                    help="rerun every stage, even those up to date")
     args = ap.parse_args(argv)
-    run_dir = os.path.abspath(args.run_dir)
-    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
-        raise NotADirectoryError("--run-dir %s is an existing file; give a folder" % run_dir)
-    options = dict(vars(args), run_dir=run_dir, **demo.settings())
-    del options["debug"]
-    try:
-        with provenance.invocation("tools.demo", argv, options, run_dir):
-            (demo.unsupervised if args.unsupervised else demo.run)(
-                run_dir, progress=not args.no_progress, recompute=args.recompute)
-    except Stopped as stop:  # a stage's snapshot is saved and was said: no error line
-        return stop.status
+    start = time.time()
+    store = os.path.abspath(args.run_dir)
+    if os.path.exists(store) and not os.path.isdir(store):
+        raise NotADirectoryError("--run-dir %s is an existing file; give a folder" % store)
+    settings = demo.Settings()
+    key = "demo unsupervised" if args.unsupervised else "demo"
+    config = {"experiments": [key], "options": {"data_root": store, "seed": settings.seed},
+              "demo": asdict(settings),
+              "run": {"gpu": None, "snapshot_every": 1000, "progress": not args.no_progress}}
+    graph = recipes.graph(config)
+    recorded = dict(vars(args), run_dir=store, **asdict(settings))
+    del recorded["debug"]
+    with provenance.invocation("tools.demo", argv, recorded, store) as record:
+        config["invocation"] = record
+        workflow.execute(store, config, graph.targets(), cores=args.cores,
+                         forceall=args.recompute)
+    (report,) = graph.experiments[key]
+    folder = os.path.join(store, report.path)
+    with open(os.path.join(folder, "results.md")) as f:
+        print(f.read())
+    checks = []
+    if not args.unsupervised:
+        notes, checks = demo.judge(folder, jobs.main_file("single_shot", os.path.join(
+            store, report.inputs["shot"].path)))
+        for line in notes:
+            print(line)
+    print("Report: %s (CMC plot: %s); %.1f min." % (
+        os.path.join(folder, "results.md"), os.path.join(folder, "cmc.png"),
+        (time.time() - start) / 60))
+    print("Page: %s" % os.path.join(folder, "index.html"))
+    for figure, rank1, chance in checks:
+        demo.check_above_chance(figure, rank1, chance)
     return 0
 
 

@@ -1,28 +1,34 @@
-"""One command per experiment of the two papers (issue 7):
+"""One command per experiment of the two papers (issues 7, 13):
 
     python -m tools.reproduce --list
+    python -m tools.reproduce --plan all
     python -m tools.reproduce geng16 table2 --data-root /data/reid
-    python -m tools.reproduce geng16 table4 sid_tl --scale 0.01
-    python -m tools.reproduce mtdnet cuhk01 cross --trials 10 --gpu 0
+    python -m tools.reproduce geng16 table4 sid_tl, geng16 table4 sid_pv --scale 0.01 --cores 2
+    python -m tools.reproduce mtdnet cuhk01 cross --trials 10 --gpu 0 --executor slurm --jobs 20
 
-Each experiment (experiments/recipes.py) runs data preparation, every
-training stage (staged transfer, two-stepped unless the row says
-otherwise), feature extraction or CIR scoring, and evaluation, and ends with
-the report beside the paper's numbers (results.md, results.json, cmc.png),
-printed with its page's path. Everything goes under --run-dir (default
-runs/<experiment>); a stage already done is skipped and an interrupted one
-resumes, so rerunning the same command continues where it stopped.
+Every experiment is a target of one Snakemake workflow (experiments/
+Snakefile): data preparation, each training stage (staged transfer,
+two-stepped unless the row says otherwise), feature extraction or CIR
+scoring, and the report beside the paper's numbers (results.md,
+results.json, cmc.png, index.html). A stage's folder under --run-dir
+(default runs/) is named after its whole configuration, so experiments
+that share a stage (Tables 2, 4, 5 and 8 share ImageNet → Market SID + PV;
+every small set starts from ImageNet → CUHK03 + Market) train it once;
+Snakemake reruns what a change of options, inputs or code affects, and an
+interrupted training resumes from its last snapshot. Several experiments
+are separated by commas; `all` is every one. `--plan` prints the distinct
+stages and the training they cost, shared and as one run directory per
+experiment would train them, before anything runs.
 
 Datasets are read from <data-root>/<name>/ (market1501, cuhk03, viper,
 prid2011, cuhk01, ilids) as distributed (REFERENCE.md §4). ImageNet and
-CaffeNet weights come through tools.fetch_weights (or --imagenet /
---caffenet). `--scale` shrinks every schedule (1 = the paper's iterations);
-`--trials` is how many of a dataset's random splits are trained and
-averaged (the papers: all 10 of the small sets, 20 of CUHK03).
+CaffeNet weights come from the model zoo (training/fetch_weights.py) or
+--imagenet / --caffenet. `--scale` shrinks every schedule (1 = the paper's
+iterations); `--trials` is how many of a dataset's random splits are
+trained and averaged (the papers: all 10 of the small sets, 20 of CUHK03).
 
 Fidelity choices (README "Fidelity choices"), each defaulting to the
-paper's reading; an experiment keeps its key, and its stages made under
-another reading are refused unless --recompute:
+paper's reading; a stage made under another reading is another stage:
     --pairs unordered|ordered   Geng16 in-batch pairs (§5.2's "3,968 … respectively")
     --step1-pv                  Geng16 step 1 also trains the new PV layers
     --rnk-net ours|authors      MTDnet-rnk net and init (the authors' train_val.prototxt)
@@ -31,25 +37,73 @@ another reading are refused unless --recompute:
 import argparse
 import os
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, fields
 
 from common import cli, provenance
+from common.config import DATA_ROOT, RUNS_ROOT
 from data_prep.augment import COPIES
-from experiments import recipes, stages
-from experiments.recipes import Options
+from experiments import recipes, workflow
+from experiments.plan import plan_text
 from layers.pair_generation import PAIRS
 from networks import mtdnet as mtdnet_net
 from networks import solver as schedules
-from training.stage import Stopped
+
+
+def experiment_keys(words, known):
+    """The experiments named by the words: keys separated by commas, or `all`."""
+    text = " ".join(words)
+    if text.strip() == "all":
+        return list(known)
+    keys = [k.strip() for k in text.split(",") if k.strip()]
+    for key in keys:
+        recipes.find(key, known)
+    return list(dict.fromkeys(keys))
+
+
+def check_inputs(graph):
+    """The datasets and weights files the stages read exist: refused here,
+    in one line, not in a job."""
+    for stage in graph.by_id.values():
+        for name, path in stage.external().items():
+            if path == recipes.NO_DGDNET_IMAGENET:
+                raise ValueError(recipes.NO_DGDNET_IMAGENET_TEXT)
+            if not os.path.exists(path):
+                what = "dataset folder" if stage.kind == "split" else "file"
+                raise FileNotFoundError("%s not found: %s (stage %s)" % (what, path, stage.path))
+
+
+def executor_options(pairs):
+    """--slurm KEY=VALUE pairs as the Slurm plugin's settings."""
+    from snakemake_executor_plugin_slurm import ExecutorSettings
+    known = {f.name: f for f in fields(ExecutorSettings)}
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in known:
+            raise cli.InputError("--slurm %s: give KEY=VALUE with KEY one of %s"
+                                 % (pair, ", ".join(sorted(known))))
+        default = known[key].default
+        if isinstance(default, bool):
+            value = value.lower() in ("1", "true", "yes")
+        elif isinstance(default, int):
+            value = int(value)
+        out[key] = value
+    return out
 
 
 def build_parser():
     ap = cli.ArgumentParser(description=__doc__.split("\n\n")[0],
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("experiment", nargs="*", help="e.g. geng16 table2, or mtdnet cuhk01 cross")
+    ap.add_argument("experiment", nargs="*",
+                    help="e.g. geng16 table2, or mtdnet cuhk01 cross; several separated by "
+                         "commas; all")
     ap.add_argument("--list", action="store_true", help="every experiment with the paper's numbers")
-    ap.add_argument("--data-root", default=stages.DATA_ROOT)
-    ap.add_argument("--run-dir", help="default runs/<experiment>")
+    ap.add_argument("--plan", action="store_true",
+                    help="print the distinct stages and their training cost, run nothing")
+    ap.add_argument("--data-root", default=DATA_ROOT)
+    ap.add_argument("--run-dir", default=RUNS_ROOT,
+                    help="the stages' store, shared by every experiment (default runs/)")
     ap.add_argument("--scale", type=cli.positive_float, default=1.0,
                     help="iteration scale (1 = the paper's)")
     ap.add_argument("--trials", type=cli.positive_int, default=1,
@@ -60,22 +114,29 @@ def build_parser():
                     help="augmented copies per training image")
     ap.add_argument("--k", type=cli.positive_int,
                     help="identities per Geng16 batch (default: the paper's 32)")
-    ap.add_argument("--pairs", choices=PAIRS, default=Options.pairs,
+    ap.add_argument("--pairs", choices=PAIRS, default=recipes.Options.pairs,
                     help="Geng16 in-batch pairs: unordered (3,968 in all) or ordered (both "
                          "directions, 3,968 of each)")
     ap.add_argument("--step1-pv", action="store_true",
                     help="Geng16 step 1 also trains the new PV layers (the paper: the classifier alone)")
-    ap.add_argument("--rnk-net", choices=mtdnet_net.RNK_NETS, default=Options.rnk_net,
+    ap.add_argument("--rnk-net", choices=mtdnet_net.RNK_NETS, default=recipes.Options.rnk_net,
                     help="MTDnet-rnk: ours (CaffeNet order, conv1-2 init) or the authors' "
                          "(AlexNet order, 0.1 biases, whole-CaffeNet init)")
-    ap.add_argument("--prid-lr", choices=schedules.PRID_LRS, default=Options.prid_lr,
+    ap.add_argument("--prid-lr", choices=schedules.PRID_LRS, default=recipes.Options.prid_lr,
                     help="MTDnet PRID2011 base_lr: the paper's 1e-3 or the authors' solver's 1e-4")
     ap.add_argument("--snapshot-every", type=cli.positive_int, default=1000)
-    ap.add_argument("--gpu", type=cli.nonnegative_int)
+    ap.add_argument("--gpu", type=cli.nonnegative_int,
+                    help="GPU of each job (on Slurm: each job asks for one and uses its first)")
     ap.add_argument("--seed", type=int)
+    ap.add_argument("--cores", type=cli.positive_int, default=1,
+                    help="jobs at once on this machine (local executor)")
+    ap.add_argument("--executor", choices=workflow.EXECUTORS, default="local")
+    ap.add_argument("--jobs", type=cli.positive_int, default=8,
+                    help="jobs submitted at once (Slurm)")
+    ap.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
+                    help="a setting of snakemake-executor-plugin-slurm, e.g. status_command=squeue")
     ap.add_argument("--recompute", action="store_true",
-                    help="remake the stages whose record differs from this run's settings "
-                         "(without it such a stage is refused, never reused)")
+                    help="rerun every stage of these experiments, even those up to date")
     return ap
 
 
@@ -85,23 +146,29 @@ def main(argv=None):
     if args.list or not args.experiment:
         print(recipes.list_text(known))
         return 0
-    key = " ".join(args.experiment)
-    recipes.find(key, known)
-    ctx = stages.Context(args.run_dir or stages.default_run_dir(key),
-                         os.path.abspath(args.data_root), args.scale, args.gpu, args.seed,
-                         snapshot_every=args.snapshot_every, k=args.k, recompute=args.recompute)
-    opts = Options(args.trials, args.imagenet, args.caffenet, args.augment, args.pairs,
-                   args.step1_pv, args.rnk_net, args.prid_lr)
-    recipes.check_options(key, opts)
-    # The reports written during the run record this command and its options.
-    options = dict(vars(args), experiment=key, run_dir=ctx.run_dir, data_root=ctx.data_root,
-                   **asdict(opts))
-    del options["debug"], options["list"]
-    try:
-        with provenance.invocation("tools.reproduce", argv, options, ctx.run_dir, args.gpu):
-            reports = recipes.reproduce(key, ctx, opts, known)
-    except Stopped as stop:  # a stage's snapshot is saved and was said: no error line
-        return stop.status
+    keys = experiment_keys(args.experiment, known)
+    store = os.path.abspath(args.run_dir)
+    opts = recipes.Options(args.trials, args.imagenet and os.path.abspath(args.imagenet),
+                           args.caffenet and os.path.abspath(args.caffenet), args.augment,
+                           args.pairs, args.step1_pv, args.rnk_net, args.prid_lr)
+    options = dict(asdict(opts), data_root=os.path.abspath(args.data_root), scale=args.scale,
+                   k=args.k, seed=args.seed)
+    config = {"experiments": keys, "options": options,
+              "run": {"gpu": 0 if args.gpu is not None and args.executor == "slurm" else args.gpu,
+                      "snapshot_every": args.snapshot_every, "progress": True}}
+    graph = recipes.graph(config)
+    if args.plan:
+        print(plan_text(graph))
+        return 0
+    check_inputs(graph)
+    slurm = executor_options(args.slurm) if args.executor == "slurm" else None
+    recorded = dict(vars(args), experiment=keys, run_dir=store)
+    del recorded["debug"], recorded["list"], recorded["plan"]
+    with provenance.invocation("tools.reproduce", argv, recorded, store, args.gpu) as record:
+        config["invocation"] = record
+        workflow.execute(store, config, graph.targets(), cores=args.cores, jobs_at_once=args.jobs,
+                         executor=args.executor, executor_options=slurm, forceall=args.recompute)
+    reports = [os.path.join(store, path) for path in graph.targets()]
     for path in reports:
         with open(os.path.join(path, "results.md")) as f:
             print(f.read())
