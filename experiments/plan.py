@@ -24,6 +24,7 @@ prints it before any cost, and the Snakefile takes its jobs from it.
     report       evaluation: results.md / results.json / index.html
 """
 import hashlib
+import inspect
 import json
 import os
 from dataclasses import dataclass, field
@@ -108,6 +109,34 @@ class Graph:
 
     def targets(self, keys=None):
         return [r.path for k in (keys or self.experiments) for r in self.experiments[k]]
+
+    def to_json(self):
+        """The graph as the workflow's config carries it to every job: the
+        stages inputs first, each with its id; the experiments' reports."""
+        order = []
+        for reports in self.experiments.values():
+            for report in reports:
+                order += [s for s in report.stages() if s not in order]
+        return {"stages": [{"kind": s.kind, "label": s.label, "id": s.id, "config": s.config,
+                            "inputs": {n: ({"stage": i.id} if isinstance(i, Stage) else i)
+                                       for n, i in s.inputs.items()}} for s in order],
+                "experiments": {k: [r.id for r in rs] for k, rs in self.experiments.items()},
+                "run": self.run}
+
+    @classmethod
+    def from_json(cls, doc):
+        """The graph to_json wrote, each stage keeping its id: a job runs the
+        stage the command planned, whatever the recipes' code says now."""
+        g = cls(doc.get("run"))
+        for item in doc["stages"]:
+            stage = Stage.__new__(Stage)
+            stage.kind, stage.label, stage.config = item["kind"], item["label"], item["config"]
+            stage.inputs = {n: (g.by_id[i["stage"]] if isinstance(i, dict) else i)
+                            for n, i in item["inputs"].items()}
+            stage.id, stage.path = item["id"], os.path.join(item["kind"], item["id"])
+            g.by_id[stage.id] = stage
+        g.experiments = {k: [g.by_id[i] for i in ids] for k, ids in doc["experiments"].items()}
+        return g
 
 
 # ---- cost ---------------------------------------------------------------
@@ -203,6 +232,24 @@ MTDNET_TESTS = {"cir": ("scores", "trp"), "trp": ("trp_distances", "trp"),
                 "rnk": ("rnk_distances", "rnk")}
 
 
+# A net's arguments the stage sets from its inputs when it runs.
+RUN_TIME_ARGS = ("data", "source", "aux_source", "num_ids")
+
+
+def full_arguments(fn, given):
+    """`given` with every other argument of the net generator `fn` at its
+    default: one net, one configuration, however a recipe spelled it (Table
+    2's implicit SID + PV and Table 4's explicit one are one stage)."""
+    params = inspect.signature(fn).parameters
+    unknown = sorted(set(given) - set(params))
+    if unknown:
+        raise ValueError("%s takes no argument %s" % (fn.__name__, ", ".join(unknown)))
+    out = {name: p.default for name, p in params.items()
+           if name not in RUN_TIME_ARGS and p.default is not inspect.Parameter.empty}
+    out.update(given)
+    return out
+
+
 @dataclass
 class Builder:
     """Plans stages the way an experiment's recipe asks for them. `scale`
@@ -242,6 +289,8 @@ class Builder:
                **net_kw):
         if self.k:
             net_kw["k"] = self.k
+        step1_pv = net_kw.pop("step1_pv", False)  # training/two_step's, not the net generator's
+        net_kw = dict(full_arguments(geng16_net.geng16, net_kw), step1_pv=step1_pv)
         iters = geng16_net.SCHEDULES[schedule] if isinstance(schedule, str) else schedule
         if net_kw.get("step1_pv") and not two_step:
             raise ValueError("step1_pv: one-stepped fine-tuning has no step 1")
@@ -257,6 +306,7 @@ class Builder:
 
     def mtdnet(self, label, variant, train, iters, caffenet=None, weights=None, aux=None,
                solver_kw=None, **net_kw):
+        net_kw = full_arguments(mtdnet_net.TRAIN_NETS[variant], net_kw)
         inputs = {"train": train}
         for name, value in (("caffenet", caffenet), ("weights", weights), ("aux", aux)):
             if value is not None:

@@ -22,7 +22,7 @@ from common import cli
 from common.atomic import write_text
 from common.config import ROOT
 from experiments import jobs
-from experiments.plan import KINDS, TRAINING, Stage, training_cost
+from experiments.plan import KINDS, TRAINING, Graph, Stage, training_cost
 
 SNAKEFILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "Snakefile")
 MARK = ".reid-workflow"          # a store this package made (never another folder)
@@ -62,14 +62,16 @@ USES_CAFFE = ("geng16", "mtdnet", "unsupervised", "features", "scores")
 # ---- what the Snakefile asks ------------------------------------------------
 
 @functools.lru_cache(maxsize=4)
-def _graph(config_text):
-    from experiments import recipes
-    return recipes.graph(json.loads(config_text))
+def _graph(graph_text):
+    return Graph.from_json(json.loads(graph_text))
 
 
 def graph_of(config):
-    """The Graph of the experiments config["experiments"] under its options."""
-    return _graph(json.dumps(dict(config), sort_keys=True, default=str))
+    """The Graph a workflow config carries (config["graph"], Graph.to_json)."""
+    if "graph" not in config:
+        raise cli.InputError("the workflow config has no graph: write it with "
+                             "experiments/workflow.py (tools.reproduce, tools.demo)")
+    return _graph(json.dumps(config["graph"], sort_keys=True))
 
 
 def inputs_of(graph, kind):
@@ -242,19 +244,21 @@ def load_profile(path):
     return out
 
 
-def execute(store, config, targets, cores=1, jobs_at_once=None, executor="local",
-            executor_options=None, default_resources=None, latency_wait=3, forceall=False,
-            dryrun=False, quiet=False):
-    """Make `targets` (stage paths) of the workflow of `config` in `store`.
-    Raises cli.Failure naming the stage that failed."""
+def execute(store, graph, targets=None, invocation=None, cores=1, jobs_at_once=None,
+            executor="local", executor_options=None, default_resources=None, latency_wait=3,
+            forceall=False, dryrun=False, quiet=False):
+    """Make `targets` (stage paths; default: every experiment's reports) of
+    `graph` in `store`; `invocation`: the command's provenance record, what
+    the reports record as having made them. Raises cli.Failure naming the
+    stage that failed."""
     from snakemake.api import SnakemakeApi
     from snakemake.settings import types as st
     from snakemake_interface_common.exceptions import WorkflowError
     if executor not in EXECUTORS:
         raise cli.InputError("--executor %s: one of %s" % (executor, ", ".join(EXECUTORS)))
     claim_store(store)
-    configfile = write_config(store, config)
-    graph = graph_of(config)
+    configfile = write_config(store, {"graph": graph.to_json(), "invocation": invocation})
+    targets = graph.targets() if targets is None else targets
     failed = os.path.join(store, CONFIG_DIR, "failed")
     if os.path.isdir(failed):  # an earlier run's
         shutil.rmtree(failed)
@@ -287,5 +291,6 @@ def _failure_text(store, graph, error):
         for name in sorted(os.listdir(folder)):
             with open(os.path.join(folder, name)) as f:
                 lines.append(f.read().strip().split("\t", 1)[-1])
-    text = "; ".join(lines) or str(error).strip().splitlines()[0]
+    text = "; ".join(lines) or ("a job did not complete (interrupted or killed; a training "
+                                "keeps its snapshot): rerun the same command to go on")
     return "the workflow stopped: %s (log: %s)" % (text, os.path.join(store, ".snakemake", "log"))

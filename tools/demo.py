@@ -45,8 +45,7 @@ def main(argv=None):
     recorded = dict(vars(args), run_dir=store, **asdict(settings))
     del recorded["debug"]
     with provenance.invocation("tools.demo", argv, recorded, store) as record:
-        config["invocation"] = record
-        workflow.execute(store, config, graph.targets(), cores=args.cores,
+        workflow.execute(store, graph, invocation=record, cores=args.cores,
                          forceall=args.recompute)
     (report,) = graph.experiments[key]
     folder = os.path.join(store, report.path)

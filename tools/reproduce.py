@@ -126,13 +126,18 @@ def build_parser():
                     help="MTDnet PRID2011 base_lr: the paper's 1e-3 or the authors' solver's 1e-4")
     ap.add_argument("--snapshot-every", type=cli.positive_int, default=1000)
     ap.add_argument("--gpu", type=cli.nonnegative_int,
-                    help="GPU of each job (on Slurm: each job asks for one and uses its first)")
+                    help="GPU of each job (on Slurm: each job asks for one; give 0, the first "
+                         "of its own)")
     ap.add_argument("--seed", type=int)
     ap.add_argument("--cores", type=cli.positive_int, default=1,
                     help="jobs at once on this machine (local executor)")
-    ap.add_argument("--executor", choices=workflow.EXECUTORS, default="local")
-    ap.add_argument("--jobs", type=cli.positive_int, default=8,
-                    help="jobs submitted at once (Slurm)")
+    ap.add_argument("--executor", choices=workflow.EXECUTORS,
+                    help="where the jobs run (default: the profile's, else local)")
+    ap.add_argument("--jobs", type=cli.positive_int,
+                    help="jobs submitted at once on a cluster (default: the profile's, else 8)")
+    ap.add_argument("--profile", metavar="DIR",
+                    help="a Snakemake profile (config.yaml: executor, jobs, slurm-* settings, "
+                         "default-resources), e.g. cluster/slurm")
     ap.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
                     help="a setting of snakemake-executor-plugin-slurm, e.g. status_command=squeue")
     ap.add_argument("--recompute", action="store_true",
@@ -154,20 +159,29 @@ def main(argv=None):
     options = dict(asdict(opts), data_root=os.path.abspath(args.data_root), scale=args.scale,
                    k=args.k, seed=args.seed)
     config = {"experiments": keys, "options": options,
-              "run": {"gpu": 0 if args.gpu is not None and args.executor == "slurm" else args.gpu,
+              "run": {"gpu": args.gpu,
                       "snapshot_every": args.snapshot_every, "progress": True}}
     graph = recipes.graph(config)
     if args.plan:
         print(plan_text(graph))
         return 0
     check_inputs(graph)
-    slurm = executor_options(args.slurm) if args.executor == "slurm" else None
+    run = workflow.load_profile(args.profile) if args.profile else {}
+    run.setdefault("executor", "local")
+    run.setdefault("jobs_at_once", 8)
+    for name, value in (("executor", args.executor), ("jobs_at_once", args.jobs)):
+        if value is not None:
+            run[name] = value
+    if run["executor"] == "slurm":
+        run["executor_options"] = dict(run.get("executor_options", {}),
+                                       **executor_options(args.slurm))
+    elif args.slurm:
+        raise cli.InputError("--slurm is for --executor slurm")
     recorded = dict(vars(args), experiment=keys, run_dir=store)
     del recorded["debug"], recorded["list"], recorded["plan"]
     with provenance.invocation("tools.reproduce", argv, recorded, store, args.gpu) as record:
-        config["invocation"] = record
-        workflow.execute(store, config, graph.targets(), cores=args.cores, jobs_at_once=args.jobs,
-                         executor=args.executor, executor_options=slurm, forceall=args.recompute)
+        workflow.execute(store, graph, invocation=record, cores=args.cores,
+                         forceall=args.recompute, **run)
     reports = [os.path.join(store, path) for path in graph.targets()]
     for path in reports:
         with open(os.path.join(path, "results.md")) as f:
