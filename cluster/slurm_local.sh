@@ -21,7 +21,7 @@ mkdir -p "$STATE"
 STATE="$(cd "$STATE" && pwd)"
 MARK="$STATE/.reid-slurm"
 ETC_CONF=/etc/slurm/slurm.conf
-HEADER="# made by cluster/slurm_local.sh for $STATE"
+HEADER="# made by cluster/slurm_local.sh: a one-node test cluster on 127.0.0.1"
 # Ports away from Slurm's defaults (6817/6818), so a real installation on
 # the same machine is not disturbed.
 CTLD_PORT="${REID_SLURMCTLD_PORT:-16817}"
@@ -51,10 +51,17 @@ claim() {
 }
 
 ours() { [ -f "$ETC_CONF" ] && [ "$(head -1 "$ETC_CONF")" = "$HEADER" ]; }
+# the state folder of the cluster our config is for
+conf_state() { sed -n 's/^# state: //p' "$ETC_CONF" | head -1; }
 
 conf() {
   if [ -e "$ETC_CONF" ] && ! ours; then
     die "$ETC_CONF exists and is not this script's: a Slurm is configured here already"
+  fi
+  local other
+  other=$(ours && conf_state || true)
+  if [ -n "$other" ] && [ "$other" != "$STATE" ] && running "$other/slurmctld.pid"; then
+    die "the test cluster of $other is running: cluster/slurm_local.sh stop $other first"
   fi
   local cpus mem user tmp
   cpus=$(nproc)
@@ -64,7 +71,8 @@ conf() {
   mkdir -p "$STATE/ctld" "$STATE/slurmd" "$STATE/munge" "$(dirname "$ETC_CONF")"
   tmp="$ETC_CONF.tmp-$$"
   cat > "$tmp" <<EOF
-$HEADER: a one-node test cluster on 127.0.0.1
+$HEADER
+# state: $STATE
 ClusterName=reid-test
 SlurmctldHost=localhost(127.0.0.1)
 SlurmctldPort=$CTLD_PORT
@@ -143,7 +151,7 @@ stop() {
       for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
     fi
   done
-  if ours; then rm -f "$ETC_CONF"; fi
+  if ours && [ "$(conf_state)" = "$STATE" ]; then rm -f "$ETC_CONF"; fi
   say "stopped ($STATE)"
 }
 
