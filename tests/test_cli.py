@@ -47,6 +47,7 @@ def cases(tmp):
     npy = os.path.join(tmp, "features.npy")
     return [
         ("reproduce", "tools.reproduce", ["geng16", "no", "such", "row"]),
+        ("stage", "tools.stage", ["geng16", "no-such-stage", "--config", missing]),
         ("demo", "tools.demo", ["--run-dir", a_file]),
         ("evaluate_npy", "tools.evaluate", ["--features", npy, "--protocol", "market", "--out", out]),
         ("evaluate_out_is_file", "tools.evaluate", ["--matrix", os.path.join(tmp, "scores.npz"),

@@ -1,6 +1,8 @@
 """Fidelity choices (issue 14 §4): each reading of the papers and of the
 authors' code that differs is a named option; these tests show each option
 does what it says, through real pycaffe nets and generated prototxt."""
+import os
+
 import numpy as np
 import pytest
 
@@ -197,34 +199,31 @@ def _dgdnet_model(path, num_ids=5):
 
 
 def test_reproduce_geng16_stage_trains_ordered_pairs_and_step1_pv(tmp_path):
-    """A Geng16 transfer stage as reproduce's recipes make it (Table 8's
+    """A Geng16 transfer stage as tools.reproduce runs it (Table 8's
     ImageNet row, two-stepped) with --pairs ordered --step1-pv: its nets ask
     for ordered pairs, and step 1 trains PV while the base stays."""
+    import glob
     from google.protobuf import text_format
     from caffe.proto import caffe_pb2
-    from common import caffe_env
     from data_prep import synthetic
-    from experiments import recipes, stages as ex
+    from tools import reproduce
     from training.surgery import read_blobs
-    caffe_env.set_mode(None)
     synthetic.generate(str(tmp_path / "data" / "market1501"), num_ids=12, seed=4, quiet=True)
     weights = _dgdnet_model(str(tmp_path / "imagenet.caffemodel"))
-    ctx = ex.Context(str(tmp_path / "run"), str(tmp_path / "data"), scale=0.00004, progress=False,
-                     k=2)
-    opts = recipes.Options(augment=0, pairs="ordered", step1_pv=True)
-    sp = ex.split(ctx, "market1501", name="market1501_std")
-    recipes._per_trial(ctx, opts, sp, "market1501", weights, "large", True, "dgdnet",
-                         {"losses": ("sid", "pv")})
+    assert reproduce.main(["geng16", "table8", "market", "dgdnet", "sid_pv", "imagenet",
+                           "--imagenet", weights, "--data-root", str(tmp_path / "data"),
+                           "--run-dir", str(tmp_path / "runs"), "--scale", "0.00004", "--k", "2",
+                           "--augment", "0", "--pairs", "ordered", "--step1-pv"]) == 0
+    (work,) = glob.glob(str(tmp_path / "runs" / "work" / "geng16" / "market1501_t0-*"))
     for step, pv_lr in (("step1", 1), ("step2", 1)):
-        net = text_format.Merge((tmp_path / "run" / "market1501_t0" / step / "train.prototxt")
-                                .read_text(), caffe_pb2.NetParameter())
+        with open(os.path.join(work, step, "train.prototxt")) as f:
+            net = text_format.Merge(f.read(), caffe_pb2.NetParameter())
         layers = {l.name: l for l in net.layer}
         assert '"pairs": "ordered"' in layers["main/pairs"].python_param.param_str, step
         assert layers["main/pv_fc"].param[0].lr_mult == pv_lr, step
         assert layers["conv1"].param[0].lr_mult == (0 if step == "step1" else 1), step
-    step1 = tmp_path / "run" / "market1501_t0" / "step1"
-    init = read_blobs(str(step1 / "init.caffemodel"))
-    after = read_blobs(str(step1 / "final.caffemodel"))
+    init = read_blobs(os.path.join(work, "step1", "init.caffemodel"))
+    after = read_blobs(os.path.join(work, "step1", "final.caffemodel"))
     assert list(init["main/pv_fc"][0].data) != list(after["main/pv_fc"][0].data)  # PV learnt
     assert list(init["conv1"][0].data) == list(after["conv1"][0].data)            # base kept
 
