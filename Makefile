@@ -27,6 +27,8 @@ bench: setup
 check-cuda: setup
 	bash caffe_build/check_cuda.sh
 
-## diagrams: redraw docs/diagrams/ from prototxt/ with Caffe's own drawing module (graphviz)
+## diagrams: redraw docs/diagrams/ from prototxt/ with Caffe's own drawing module (graphviz),
+## and docs/images/rulegraph.png, the workflow's rules (Snakemake's --rulegraph)
 diagrams: setup
 	$(PY) -m tools.draw_nets
+	$(PY) -m tools.reproduce --rulegraph all | dot -Tpng -Gdpi=110 -o docs/images/rulegraph.png

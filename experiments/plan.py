@@ -113,10 +113,12 @@ class Graph:
     def to_json(self):
         """The graph as the workflow's config carries it to every job: the
         stages inputs first, each with its id; the experiments' reports."""
-        order = []
+        order = {}
         for reports in self.experiments.values():
             for report in reports:
-                order += [s for s in report.stages() if s not in order]
+                for s in report.stages():
+                    order.setdefault(s.id, s)
+        order = list(order.values())
         return {"stages": [{"kind": s.kind, "label": s.label, "id": s.id, "config": s.config,
                             "inputs": {n: ({"stage": i.id} if isinstance(i, Stage) else i)
                                        for n, i in s.inputs.items()}} for s in order],

@@ -11,11 +11,14 @@ is `--run-dir` (default runs/); training stages keep their snapshots in
 <store>/work/<kind>/<id>, outside the outputs Snakemake removes when a job
 fails, so a rerun resumes them.
 """
+import contextlib
 import functools
 import hashlib
+import io
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 from common import cli
@@ -251,7 +254,6 @@ def execute(store, graph, targets=None, invocation=None, cores=1, jobs_at_once=N
     `graph` in `store`; `invocation`: the command's provenance record, what
     the reports record as having made them. Raises cli.Failure naming the
     stage that failed."""
-    from snakemake.api import SnakemakeApi
     from snakemake.settings import types as st
     from snakemake_interface_common.exceptions import WorkflowError
     if executor not in EXECUTORS:
@@ -262,25 +264,55 @@ def execute(store, graph, targets=None, invocation=None, cores=1, jobs_at_once=N
     failed = os.path.join(store, CONFIG_DIR, "failed")
     if os.path.isdir(failed):  # an earlier run's
         shutil.rmtree(failed)
-    quietness = {st.Quietness.PROGRESS, st.Quietness.RULES} if quiet else None
-    output = st.OutputSettings(quiet=quietness, dryrun=dryrun, printshellcmds=False)
     try:
-        with SnakemakeApi(output) as api:
-            wf = api.workflow(
-                resource_settings=st.ResourceSettings(
-                    cores=cores, nodes=jobs_at_once if executor != "local" else None,
-                    default_resources=default_resources),
-                config_settings=st.ConfigSettings(configfiles=[Path(configfile)]),
-                storage_settings=st.StorageSettings(),
-                snakefile=Path(SNAKEFILE), workdir=Path(store))
-            dag = wf.dag(st.DAGSettings(targets=list(targets), forceall=forceall,
-                                        force_incomplete=True))
+        with _dag(store, configfile, targets, cores, jobs_at_once, executor, default_resources,
+                  forceall, dryrun, quiet) as dag:
             dag.execute_workflow(
                 executor="dryrun" if dryrun else executor,
                 executor_settings=_executor_settings(executor, executor_options or {}),
                 execution_settings=st.ExecutionSettings(latency_wait=latency_wait))
     except WorkflowError as e:
         raise cli.Failure(_failure_text(store, graph, e)) from e
+
+
+@contextlib.contextmanager
+def _dag(store, configfile, targets, cores=1, jobs_at_once=None, executor="local",
+         default_resources=None, forceall=False, dryrun=False, quiet=False, **dag_settings):
+    """Snakemake's DAG of the Snakefile on `configfile` in `store`."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings import types as st
+    quietness = {st.Quietness.PROGRESS, st.Quietness.RULES} if quiet else None
+    output = st.OutputSettings(quiet=quietness, dryrun=dryrun, printshellcmds=False)
+    with SnakemakeApi(output) as api:
+        wf = api.workflow(
+            resource_settings=st.ResourceSettings(
+                cores=cores, nodes=jobs_at_once if executor != "local" else None,
+                default_resources=default_resources),
+            config_settings=st.ConfigSettings(configfiles=[Path(configfile)]),
+            storage_settings=st.StorageSettings(),
+            snakefile=Path(SNAKEFILE), workdir=Path(store))
+        yield wf.dag(st.DAGSettings(targets=list(targets), forceall=forceall,
+                                    force_incomplete=True, **dag_settings))
+
+
+def rulegraph(graph):
+    """Snakemake's --rulegraph (DOT) of the workflow of `graph`: its rules
+    and how they feed each other (docs/images/rulegraph.png)."""
+    from snakemake.settings.enums import PrintDag
+    with tempfile.TemporaryDirectory() as store:
+        doc = graph.to_json()
+        for item in doc["stages"]:  # the datasets and weights need not be here: stand-ins
+            for name, value in item["inputs"].items():
+                if not isinstance(value, dict):
+                    item["inputs"][name] = os.path.join(store, "inputs", item["id"], name)
+                    os.makedirs(item["inputs"][name])
+        configfile = write_config(store, {"graph": doc})
+        text = io.StringIO()
+        # Snakemake 9.27 compares the setting with the enum's str, not the enum
+        with _dag(store, configfile, graph.targets(), quiet=True,
+                  print_dag_as=str(PrintDag.DOT)) as dag, contextlib.redirect_stdout(text):
+            dag.printrulegraph()
+    return text.getvalue()
 
 
 def _failure_text(store, graph, error):

@@ -101,6 +101,9 @@ def build_parser():
     ap.add_argument("--list", action="store_true", help="every experiment with the paper's numbers")
     ap.add_argument("--plan", action="store_true",
                     help="print the distinct stages and their training cost, run nothing")
+    ap.add_argument("--rulegraph", action="store_true",
+                    help="print the workflow's rule graph (Snakemake's --rulegraph, DOT), run "
+                         "nothing")
     ap.add_argument("--data-root", default=DATA_ROOT)
     ap.add_argument("--run-dir", default=RUNS_ROOT,
                     help="the stages' store, shared by every experiment (default runs/)")
@@ -165,6 +168,9 @@ def main(argv=None):
     if args.plan:
         print(plan_text(graph))
         return 0
+    if args.rulegraph:
+        sys.stdout.write(workflow.rulegraph(graph))
+        return 0
     check_inputs(graph)
     run = workflow.load_profile(args.profile) if args.profile else {}
     run.setdefault("executor", "local")
@@ -178,7 +184,7 @@ def main(argv=None):
     elif args.slurm:
         raise cli.InputError("--slurm is for --executor slurm")
     recorded = dict(vars(args), experiment=keys, run_dir=store)
-    del recorded["debug"], recorded["list"], recorded["plan"]
+    del recorded["debug"], recorded["list"], recorded["plan"], recorded["rulegraph"]
     with provenance.invocation("tools.reproduce", argv, recorded, store, args.gpu) as record:
         workflow.execute(store, graph, invocation=record, cores=args.cores,
                          forceall=args.recompute, **run)
