@@ -370,6 +370,12 @@ def gather(own=None, splits=(), run_dir=None, gpu=None):
     return doc
 
 
+def _split_name(path):
+    """A split file's name, or its stage's for the workflow's split.json."""
+    name = os.path.basename(path)
+    return os.path.basename(os.path.dirname(path)) if name == "split.json" else name
+
+
 def _short(value, n=12):
     return value[:n] if isinstance(value, str) else "unknown"
 
@@ -400,7 +406,7 @@ def footer(doc):
                                                   if gpu else "none")]
     if doc.get("splits"):
         lines.append("Splits (SHA-1): " + ", ".join(
-            "%s %s" % (os.path.basename(p), _short(s)) for p, s in doc["splits"].items()))
+            "%s %s" % (_split_name(p), _short(s)) for p, s in doc["splits"].items()))
     if doc.get("stage_iterations"):
         lines.append("Trained (iterations): " + ", ".join(
             "%s %s" % (k, v) for k, v in sorted(doc["stage_iterations"].items())))

@@ -156,10 +156,10 @@ def scores(stage, files, out, work, run):
 def report(stage, files, out, work, run):
     from evaluation import evaluate
     c = stage.config
-    sources = [files["source%d" % i] for i in range(len(stage.inputs))]
     if c.get("combine"):
         from experiments import demo
         return demo.summary_report(stage, files, out)
+    sources = [files["source%d" % i] for i in range(len(stage.inputs))]
     if c["key"]:
         evaluate.report(out, c["protocol"], matrix=sources[0], key=c["key"],
                         similarity=c["similarity"], paper=c["paper"], title=c["title"])

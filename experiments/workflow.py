@@ -14,6 +14,7 @@ fails, so a rerun resumes them.
 import contextlib
 import functools
 import hashlib
+import inspect
 import io
 import json
 import os
@@ -49,12 +50,14 @@ SECONDS_PER_ITER = {("googlenet", "gpu"): 0.5, ("googlenet", "cpu"): 12.0,
                     ("mtdnet", "gpu"): 0.6, ("mtdnet", "cpu"): 25.0}
 MIN_RUNTIME = 10
 # The code each kind of stage runs: a change to it reruns the stage.
-CODE = {"data": ("common", "data_prep"),
+CODE = {"data": ("common", "data_prep", "experiments/stages.py"),
         "weights": ("common", "training/fetch_weights.py"),
-        "training": ("common", "data_prep", "layers", "networks", "training"),
+        "training": ("common", "data_prep", "layers", "networks", "training",
+                     "experiments/stages.py"),
         "unsupervised": ("common", "data_prep", "layers", "networks", "training", "evaluation",
-                         "unsupervised"),
-        "evaluation": ("common", "networks", "training", "evaluation")}
+                         "unsupervised", "experiments/stages.py"),
+        "evaluation": ("common", "networks", "training", "evaluation", "experiments/stages.py",
+                       "experiments/demo.py")}
 CODE_OF = {"split": "data", "merge": "data", "single_shot": "data", "lmdb": "data",
            "weights": "weights", "geng16": "training", "mtdnet": "training",
            "unsupervised": "unsupervised", "features": "evaluation", "scores": "evaluation",
@@ -92,8 +95,8 @@ def params_of(graph, kind):
 
 @functools.lru_cache(maxsize=None)
 def _code_hash(kind):
-    digest = hashlib.sha1()
-    files = [os.path.join(ROOT, "experiments", "jobs.py")]
+    digest = hashlib.sha1(inspect.getsource(jobs.RUNNERS[kind]).encode())
+    files = []
     for part in CODE[CODE_OF[kind]]:
         path = os.path.join(ROOT, part)
         if os.path.isfile(path):
@@ -112,8 +115,9 @@ def _code_hash(kind):
 
 
 def code_version(kind):
-    """SHA-1 of the sources `kind`'s stages run (and the Caffe build, for
-    those that run Caffe): Snakemake's params trigger reruns them on a change."""
+    """SHA-1 of the sources `kind`'s stages run (its job function in
+    experiments/jobs.py, the packages it calls, the Caffe build for those
+    that run Caffe): Snakemake's params trigger reruns them on a change."""
     return _code_hash(kind)
 
 
