@@ -1,8 +1,12 @@
 """Test helpers that run real pycaffe nets: writing a NetSpec to a file and
 checking a Python layer's backward against central finite differences."""
+import html.parser
 import json
 import os
 import re
+import shutil
+import subprocess
+import tempfile
 
 import numpy as np
 
@@ -128,3 +132,43 @@ def query_gallery_lmdbs(tmp_path, num_ids, size):
         lmdbs[subset] = str(tmp_path / subset)
         build_lmdb(split, lmdbs[subset], size, size, subset=subset, verbose=False)
     return lmdbs
+
+
+# ---- report pages in headless Chromium (Debian's chromium, caffe_build/setup.sh)
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# Marks every image that did not load (naturalWidth 0) once the page has loaded.
+CHROMIUM_CHECK_SCRIPT = """<script>window.addEventListener("load", function () {
+  var bad = Array.prototype.filter.call(document.images, function (i) {
+    return !i.complete || i.naturalWidth === 0; }).map(function (i) { return i.getAttribute("src"); });
+  var p = document.createElement("pre"); p.id = "image-check";
+  p.textContent = JSON.stringify({images: document.images.length, broken: bad});
+  document.body.appendChild(p); });</script>"""
+
+
+class _Images(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.srcs = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.srcs.append(dict(attrs)["src"])
+
+
+def page_images(folder):
+    parser = _Images()
+    with open(os.path.join(folder, "index.html")) as f:
+        parser.feed(f.read())
+    return parser.srcs
+
+
+def chromium(*args):
+    exe = shutil.which("chromium")
+    assert exe, "Debian's chromium is not installed (caffe_build/setup.sh installs it: make setup)"
+    with tempfile.TemporaryDirectory(prefix="reid-chromium-") as profile:
+        proc = subprocess.run([exe] + CHROMIUM_FLAGS + ["--user-data-dir=" + profile] + list(args),
+                              capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout

@@ -3,12 +3,9 @@ run (a two-stepped stage trained by training/stage.py, a features file of a
 split of real image files, evaluation.evaluate), rendered by headless Chromium
 (Debian's `chromium`, installed by caffe_build/setup.sh): the screenshot is not
 blank and every image loads; each image is a file beside the page."""
-import html.parser
 import json
 import os
 import shutil
-import subprocess
-import tempfile
 
 import numpy as np
 import pytest
@@ -16,19 +13,9 @@ from PIL import Image
 
 from common import provenance
 from tests.fixtures_results import make_features, make_split, train_two_stepped
+from tests.helpers import CHROMIUM_CHECK_SCRIPT, chromium, page_images
 from evaluation import evaluate
 from evaluation.report import write_report
-
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-# Marks every image that did not load (naturalWidth 0) once the page has loaded.
-CHECK_SCRIPT = """<script>window.addEventListener("load", function () {
-  var bad = Array.prototype.filter.call(document.images, function (i) {
-    return !i.complete || i.naturalWidth === 0; }).map(function (i) { return i.getAttribute("src"); });
-  var p = document.createElement("pre"); p.id = "image-check";
-  p.textContent = JSON.stringify({images: document.images.length, broken: bad});
-  document.body.appendChild(p); });</script>"""
-
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
@@ -48,37 +35,10 @@ def report(tmp_path_factory):
     return str(run), os.path.dirname(sub["index.html"]), os.path.dirname(top["index.html"])
 
 
-class _Images(html.parser.HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.srcs = []
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "img":
-            self.srcs.append(dict(attrs)["src"])
-
-
-def _srcs(folder):
-    parser = _Images()
-    with open(os.path.join(folder, "index.html")) as f:
-        parser.feed(f.read())
-    return parser.srcs
-
-
-def _chromium(*args):
-    exe = shutil.which("chromium")
-    assert exe, "Debian's chromium is not installed (caffe_build/setup.sh installs it: make setup)"
-    with tempfile.TemporaryDirectory(prefix="reid-chromium-") as profile:
-        proc = subprocess.run([exe] + CHROMIUM_FLAGS + ["--user-data-dir=" + profile] + list(args),
-                              capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout
-
-
 @pytest.mark.parametrize("which", [1, 2])
 def test_every_image_is_a_file_beside_the_page(report, which):
     folder = report[which]
-    srcs = _srcs(folder)
+    srcs = page_images(folder)
     assert srcs[0] == "cmc.png" and ("ranked.png" in srcs or "ranked_1.png" in srcs)
     assert "curves_geng16_target.png" in srcs and "net_geng16_target.png" in srcs
     for src in srcs:
@@ -109,13 +69,13 @@ def test_chromium_renders_the_page_with_every_image_loaded(report, tmp_path):
     with open(page) as f:
         text = f.read()
     with open(checked, "w") as f:
-        f.write(text.replace("</body>", CHECK_SCRIPT + "</body>"))
-    dom = _chromium("--virtual-time-budget=10000", "--dump-dom", "file://" + checked)
+        f.write(text.replace("</body>", CHROMIUM_CHECK_SCRIPT + "</body>"))
+    dom = chromium("--virtual-time-budget=10000", "--dump-dom", "file://" + checked)
     found = json.loads(dom.split('<pre id="image-check">', 1)[1].split("</pre>", 1)[0])
-    assert found == {"images": len(_srcs(folder)), "broken": []}
+    assert found == {"images": len(page_images(folder)), "broken": []}
 
     shot = str(tmp_path / "shot.png")
-    _chromium("--screenshot=" + shot, "--window-size=1200,1600", "file://" + page)
+    chromium("--screenshot=" + shot, "--window-size=1200,1600", "file://" + page)
     pixels = np.asarray(Image.open(shot).convert("L"), np.float64)
     assert pixels.std() > 20                 # text, tables and figures, not a blank page
     assert (pixels < 128).mean() > 0.01      # some ink
@@ -129,8 +89,8 @@ def test_chromium_check_sees_a_missing_image(report, tmp_path):
     os.remove(broken / "cmc.png")
     with open(broken / "index.html") as f:
         text = f.read()
-    (broken / "checked.html").write_text(text.replace("</body>", CHECK_SCRIPT + "</body>"))
-    dom = _chromium("--virtual-time-budget=10000", "--dump-dom", "file://%s" % (broken / "checked.html"))
+    (broken / "checked.html").write_text(text.replace("</body>", CHROMIUM_CHECK_SCRIPT + "</body>"))
+    dom = chromium("--virtual-time-budget=10000", "--dump-dom", "file://%s" % (broken / "checked.html"))
     found = json.loads(dom.split('<pre id="image-check">', 1)[1].split("</pre>", 1)[0])
     assert found["broken"] == ["cmc.png"]
 
@@ -141,4 +101,4 @@ def test_ranked_lists_of_several_trials_say_which_they_show(tmp_path):
     paths = evaluate.report(str(tmp_path / "report"), "market", features=files)
     text = open(paths["index.html"]).read()
     assert "each with its top 10" in text and "the first of 2 trials" in text
-    assert "ranked.png" in _srcs(str(tmp_path / "report"))
+    assert "ranked.png" in page_images(str(tmp_path / "report"))
