@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import data_prep
 from common import records
 from common.atomic import write_text
-from common.config import DATA_ROOT, MTDNET_INPUT, RUNS_ROOT
+from common.config import DATA_ROOT, MTDNET_INPUT
 from evaluation import cir, evaluate
 from evaluation.features import extract_to_file
 from training import mtdnet_init, surgery
@@ -33,16 +33,11 @@ from training.two_step import INIT, NET, SOLVER, fine_tune, init_layers
 from networks import geng16 as geng16_net
 from networks import mtdnet as mtdnet_net
 from training.stage import train_stage
+# shared with the workflow's plan: the LMDB sizes per net, MTDnet's tests
+from experiments.plan import GENG16_LMDB, MTDNET_TESTS
 
-# LMDB image sizes: a margin around each net's input for the data layer's
-# random crop (Geng16: GoogLeNet's 224 crops of 256 × 256 images, as BVLC's
-# ImageNet recipe; DGDNet: its 144 × 56 input in 160 × 64, Xiao et al.).
-GENG16_LMDB = {"googlenet": (256, 256), "dgdnet": (160, 64)}
 # The feature each Geng16 base is evaluated with (§4.1: the base's output).
 GENG16_BLOB = geng16_net.FEATURE
-# MTDnet's code stretches each whole 64 × 128 crop to the input (REFERENCE.md
-# §3): the LMDB keeps that size and the data layer does the stretching.
-MTDNET_LMDB = (128, 64)
 
 
 @dataclass
@@ -63,10 +58,6 @@ class Context:
 
     def path(self, *parts):
         return os.path.join(self.run_dir, *parts)
-
-
-def default_run_dir(name):
-    return os.path.join(RUNS_ROOT, name.replace(" ", "_"))
 
 
 def split(ctx, dataset, root=None, name=None, **protocol):
@@ -185,12 +176,10 @@ def mtdnet(ctx, name, variant, train_lmdb, iters, caffenet=None, weights=None, a
     spec = mtdnet_net.TRAIN_NETS[variant](**kw)
     solver = mtdnet_net.solver(NET, iters, scale=ctx.scale, snapshot_prefix=variant,
                                **(solver_kw or {}))
-    init = None
-    if caffenet or weights:
-        def init(net, out):
-            mtdnet_init.build_init(net, out, caffenet, weights)
-    return train(ctx, name, mtdnet_net.net_text(spec, variant), solver, init,
-                 [w for w in (caffenet, weights) if w])
+    def build(net, out):
+        mtdnet_init.build_init(net, out, caffenet, weights)
+    return train(ctx, name, mtdnet_net.net_text(spec, variant), solver,
+                 build if caffenet or weights else None, [w for w in (caffenet, weights) if w])
 
 
 def train(ctx, name, net_text, solver_text, init=None, init_from=()):
@@ -266,14 +255,6 @@ def evaluate_geng16(ctx, name, models, split_path, base="googlenet", protocol="s
     files = [extract(ctx, ctx.path("%s.t%d.features.npz" % (name, trial)), weights, split_path,
                      base, subsets, trial, size, resize) for trial, weights in models]
     return _report(ctx, name, features=files, protocol=protocol, title=name, paper=paper)
-
-
-# What ranks the gallery in an MTDnet test: the CIR scores of the
-# classification head, or the distances of a 512-D ranking feature; and the
-# feature scored in the same run (evaluation.cir.score_to_file's trp / rnk).
-# One scoring run of a multi-task model gives both CIR and -trp.
-MTDNET_TESTS = {"cir": ("scores", "trp"), "trp": ("trp_distances", "trp"),
-                "rnk": ("rnk_distances", "rnk")}
 
 
 def evaluate_mtdnet(ctx, name, weights, query_lmdb, gallery_lmdb, test="cir", paper=None,

@@ -10,19 +10,20 @@ import pytest
 from common import caffe_env
 from common.atomic import Stale
 from experiments import stages as ex
+from experiments.plan import MTDNET_LMDB
 
 
 def test_mtdnet_stage_and_tests_share_one_scoring_run(tmp_path):
     caffe_env.set_mode(None)
     ctx = ex.Context(str(tmp_path), seed=1, progress=False)
     split = ex.split(ctx, "synthetic", root=str(tmp_path / "syn"), name="syn", num_ids=8, seed=2)
-    weights = ex.mtdnet(ctx, "mt", "mtdnet", ex.lmdb(ctx, split, "train", ex.MTDNET_LMDB), 2,
+    weights = ex.mtdnet(ctx, "mt", "mtdnet", ex.lmdb(ctx, split, "train", MTDNET_LMDB), 2,
                         size=64, batch=2)
     assert weights == ctx.path("mt", "final.caffemodel") and os.path.isfile(weights)
     assert os.path.isfile(ctx.path("mt", ex.NET)) and not os.path.exists(ctx.path("mt", ex.INIT))
     shot = ex.single_shot(ctx, split, "syn_single_shot")
-    query, gallery = ex.lmdb(ctx, shot, "query", ex.MTDNET_LMDB), ex.lmdb(ctx, shot, "gallery",
-                                                                           ex.MTDNET_LMDB)
+    query, gallery = ex.lmdb(ctx, shot, "query", MTDNET_LMDB), ex.lmdb(ctx, shot, "gallery",
+                                                                           MTDNET_LMDB)
     reports = [ex.evaluate_mtdnet(ctx, "eval_" + test, weights, query, gallery, test, size=64,
                                   passes=1) for test in ("cir", "trp")]
     scores = [f for f in os.listdir(ctx.path("mt")) if f.endswith(".scores.npz")]
@@ -39,9 +40,9 @@ def test_stages_refuse_outputs_made_otherwise_and_recompute_when_asked(tmp_path)
     caffe_env.set_mode(None)
     ctx = ex.Context(str(tmp_path), seed=1, progress=False)
     split = ex.split(ctx, "synthetic", root=str(tmp_path / "syn"), name="syn", num_ids=6, seed=2)
-    train = ex.lmdb(ctx, split, "train", ex.MTDNET_LMDB)
+    train = ex.lmdb(ctx, split, "train", MTDNET_LMDB)
     shot = ex.single_shot(ctx, split, "shot")
-    query, gallery = (ex.lmdb(ctx, shot, s, ex.MTDNET_LMDB) for s in ("query", "gallery"))
+    query, gallery = (ex.lmdb(ctx, shot, s, MTDNET_LMDB) for s in ("query", "gallery"))
 
     def stage(iters):
         return ex.mtdnet(ctx, "mt", "mtdnet", train, iters, size=64, batch=2)

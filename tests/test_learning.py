@@ -32,6 +32,7 @@ import numpy as np
 
 from common import caffe_env
 from experiments import stages as ex
+from experiments.plan import MTDNET_LMDB
 from experiments.demo import chance_rank1
 from evaluation.evaluate import evaluate_features
 from networks import geng16 as geng16_net
@@ -94,7 +95,7 @@ def test_geng16_dgdnet_stage_learns(tmp_path):
 def test_mtdnet_stage_learns(tmp_path):
     import json
     ctx, split = _context(tmp_path)
-    train = ex.lmdb(ctx, split, "train", ex.MTDNET_LMDB)
+    train = ex.lmdb(ctx, split, "train", MTDNET_LMDB)
     weights = ex.mtdnet(ctx, "m", "mtdnet", train, MTDNET_ITERS, size=MTDNET_SIZE,
                         batch=MTDNET_BATCH, solver_kw=dict(base_lr=MTDNET_LR, display=DISPLAY))
     # the ranking loss, which trains the -trp feature; the pair classifier's
@@ -102,8 +103,8 @@ def test_mtdnet_stage_learns(tmp_path):
     ratio, losses = _loss_ratio(ctx.path("m"), {"tripletloss": 1.0})
     assert ratio < MTDNET_MAX_LOSS_RATIO, losses
     shot = ex.single_shot(ctx, split, "shot")
-    query = ex.lmdb(ctx, shot, "query", ex.MTDNET_LMDB)
-    gallery = ex.lmdb(ctx, shot, "gallery", ex.MTDNET_LMDB)
+    query = ex.lmdb(ctx, shot, "query", MTDNET_LMDB)
+    gallery = ex.lmdb(ctx, shot, "gallery", MTDNET_LMDB)
     report = ex.evaluate_mtdnet(ctx, "trp", weights, query, gallery, "trp", None, MTDNET_SIZE, 2)
     with open(os.path.join(report, "results.json")) as f:
         rank1 = json.load(f)["results"][0]["cmc"][0]
