@@ -172,3 +172,24 @@ def chromium(*args):
                               capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout
+
+
+def images_loaded(folder):
+    """{"images": how many, "broken": [src of each that did not load]} of
+    folder/index.html as Chromium loads it (a copy beside it, with
+    CHROMIUM_CHECK_SCRIPT, so that its images resolve the same)."""
+    with open(os.path.join(folder, "index.html")) as f:
+        text = f.read()
+    checked = os.path.join(folder, "checked.html")
+    with open(checked, "w") as f:
+        f.write(text.replace("</body>", CHROMIUM_CHECK_SCRIPT + "</body>"))
+    dom = chromium("--virtual-time-budget=10000", "--dump-dom", "file://" + checked)
+    return json.loads(dom.split('<pre id="image-check">', 1)[1].split("</pre>", 1)[0])
+
+
+def screenshot(page, out, size="1200,1600"):
+    """Grey levels of Chromium's screenshot of `page` (an HTML file) at `size`."""
+    from PIL import Image
+    chromium("--screenshot=" + out, "--window-size=" + size, "file://" + page)
+    return np.asarray(Image.open(out).convert("L"), np.float64)
+

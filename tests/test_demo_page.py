@@ -9,13 +9,11 @@ import json
 import os
 from dataclasses import asdict
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from common import provenance
 from experiments import demo, recipes, workflow
-from tests.helpers import CHROMIUM_CHECK_SCRIPT, chromium, page_images
+from tests.helpers import images_loaded, page_images, screenshot
 
 # 21 iterations: two points of each curve at Caffe's display interval (solver.DISPLAY, 20)
 TINY = dict(source={"num_ids": 12, "seed": 1}, target={"num_ids": 24, "seed": 0}, k=2,
@@ -61,16 +59,6 @@ def test_the_demo_page_shows_each_part_of_its_run(page):
 
 def test_chromium_renders_the_demo_page_with_every_image(page, tmp_path):
     folder, _ = page
-    with open(os.path.join(folder, "index.html")) as f:
-        text = f.read()
-    checked = os.path.join(folder, "checked.html")   # beside it, so its images resolve the same
-    with open(checked, "w") as f:
-        f.write(text.replace("</body>", CHROMIUM_CHECK_SCRIPT + "</body>"))
-    dom = chromium("--virtual-time-budget=10000", "--dump-dom", "file://" + checked)
-    found = json.loads(dom.split('<pre id="image-check">', 1)[1].split("</pre>", 1)[0])
-    assert found == {"images": len(page_images(folder)), "broken": []}
-    shot = str(tmp_path / "shot.png")
-    chromium("--screenshot=" + shot, "--window-size=1200,3000", "file://" + os.path.join(
-        folder, "index.html"))
-    pixels = np.asarray(Image.open(shot).convert("L"), np.float64)
+    assert images_loaded(folder) == {"images": len(page_images(folder)), "broken": []}
+    pixels = screenshot(os.path.join(folder, "index.html"), str(tmp_path / "shot.png"), "1200,3000")
     assert pixels.std() > 20 and (pixels < 128).mean() > 0.01   # tables and figures, not blank

@@ -7,13 +7,12 @@ import json
 import os
 import shutil
 
-import numpy as np
 import pytest
 from PIL import Image
 
 from common import provenance
 from tests.fixtures_results import make_features, make_split, train_two_stepped
-from tests.helpers import CHROMIUM_CHECK_SCRIPT, chromium, page_images
+from tests.helpers import images_loaded, page_images, screenshot
 from evaluation import evaluate
 from evaluation.report import write_report
 
@@ -64,19 +63,8 @@ def test_page_shows_the_table_beside_the_paper_and_the_provenance(report):
 
 def test_chromium_renders_the_page_with_every_image_loaded(report, tmp_path):
     _, _, folder = report
-    page = os.path.join(folder, "index.html")
-    checked = os.path.join(folder, "checked.html")   # beside it, so its images resolve the same
-    with open(page) as f:
-        text = f.read()
-    with open(checked, "w") as f:
-        f.write(text.replace("</body>", CHROMIUM_CHECK_SCRIPT + "</body>"))
-    dom = chromium("--virtual-time-budget=10000", "--dump-dom", "file://" + checked)
-    found = json.loads(dom.split('<pre id="image-check">', 1)[1].split("</pre>", 1)[0])
-    assert found == {"images": len(page_images(folder)), "broken": []}
-
-    shot = str(tmp_path / "shot.png")
-    chromium("--screenshot=" + shot, "--window-size=1200,1600", "file://" + page)
-    pixels = np.asarray(Image.open(shot).convert("L"), np.float64)
+    assert images_loaded(folder) == {"images": len(page_images(folder)), "broken": []}
+    pixels = screenshot(os.path.join(folder, "index.html"), str(tmp_path / "shot.png"))
     assert pixels.std() > 20                 # text, tables and figures, not a blank page
     assert (pixels < 128).mean() > 0.01      # some ink
 
@@ -87,12 +75,7 @@ def test_chromium_check_sees_a_missing_image(report, tmp_path):
     broken = tmp_path / "page"
     shutil.copytree(folder, broken)
     os.remove(broken / "cmc.png")
-    with open(broken / "index.html") as f:
-        text = f.read()
-    (broken / "checked.html").write_text(text.replace("</body>", CHROMIUM_CHECK_SCRIPT + "</body>"))
-    dom = chromium("--virtual-time-budget=10000", "--dump-dom", "file://%s" % (broken / "checked.html"))
-    found = json.loads(dom.split('<pre id="image-check">', 1)[1].split("</pre>", 1)[0])
-    assert found["broken"] == ["cmc.png"]
+    assert images_loaded(str(broken))["broken"] == ["cmc.png"]
 
 
 def test_ranked_lists_of_several_trials_say_which_they_show(tmp_path):
