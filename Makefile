@@ -15,9 +15,11 @@ setup:
 demo: setup
 	$(PY) -m tools.demo
 
-## test: setup, then the whole test suite
+## test: setup, then the whole test suite, one worker per core (at most 4;
+## TEST_WORKERS=1 for one process), each test file in one worker
+TEST_WORKERS ?= $(shell n=$$(nproc); [ $$n -gt 4 ] && n=4; echo $$n)
 test: setup
-	$(PY) -m pytest tests
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile tests
 
 ## bench: setup, then every benchmark under bench/ (ratios against in-run references)
 bench: setup

@@ -258,8 +258,13 @@ def execute(store, graph, targets=None, invocation=None, cores=1, jobs_at_once=N
     `graph` in `store`; `invocation`: the command's provenance record, what
     the reports record as having made them. Raises cli.Failure naming the
     stage that failed."""
+    import importlib
     from snakemake.settings import types as st
     from snakemake_interface_common.exceptions import WorkflowError
+    # Snakemake's shell jobs write to the sys.stdout of the moment
+    # snakemake.shell was first imported; a stream replaced since then (a
+    # notebook's, pytest's capture) may be closed: jobs inherit descriptor 1.
+    importlib.import_module("snakemake.shell").STDOUT = None
     if executor not in EXECUTORS:
         raise cli.InputError("--executor %s: one of %s" % (executor, ", ".join(EXECUTORS)))
     claim_store(store)
