@@ -59,6 +59,9 @@ def _number(convert, what, ok):
 positive_int = _number(int, "a positive integer", lambda v: v > 0)
 nonnegative_int = _number(int, "an integer >= 0", lambda v: v >= 0)
 positive_float = _number(float, "a positive number", lambda v: v > 0 and v != float("inf"))
+seed_list = _number(lambda t: tuple(int(x) for x in t.split(",")),
+                    "distinct integers >= 0 separated by commas",
+                    lambda v: len(set(v)) == len(v) and all(x >= 0 for x in v))
 
 
 class ArgumentParser(argparse.ArgumentParser):

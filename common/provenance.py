@@ -269,6 +269,16 @@ def blas():
     return out
 
 
+# The environment that fixes a job's CPU arithmetic (experiments/workflow.py
+# CPU_KERNELS, BLAS_THREADS): what a report records of it.
+ARITHMETIC_VARS = ("OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "NPY_DISABLE_CPU_FEATURES")
+
+
+def arithmetic():
+    """{variable: value} of ARITHMETIC_VARS set in this process."""
+    return {v: os.environ[v] for v in ARITHMETIC_VARS if v in os.environ}
+
+
 def cpu():
     """{"model", "cores", "machine"} of this machine's CPU."""
     model = None
@@ -357,6 +367,7 @@ def gather(own=None, splits=(), run_dir=None, gpu=None):
         "caffe": caffe_build(),
         "versions": versions(),
         "blas": blas(),
+        "arithmetic": arithmetic(),
         "cpu": cpu(),
         "gpu": gpu_info(gpu),
         "splits": split_checksums(list(dict.fromkeys(list(splits) + (
@@ -380,6 +391,18 @@ def _short(value, n=12):
     return value[:n] if isinstance(value, str) else "unknown"
 
 
+def blas_summary(doc):
+    """Each OpenBLAS of a record with the core it ran, and the environment
+    that fixed its arithmetic, in one line."""
+    text = ", ".join("%s %s (%s)" % (who, os.path.basename(info.get("library") or "?"),
+                                     info.get("corename") or "core unknown")
+                     for who, info in sorted((doc.get("blas") or {}).items())
+                     if who != "threadpoolctl")
+    if doc.get("arithmetic"):
+        text += "; " + ", ".join("%s=%s" % kv for kv in sorted(doc["arithmetic"].items()))
+    return text
+
+
 def footer(doc):
     """The short Markdown footer of a provenance record (results.md)."""
     git, build, ver = doc["git"], doc["caffe"], doc["versions"]
@@ -387,9 +410,7 @@ def footer(doc):
     caffe = "Caffe build %s, source %s, %d patch(es)" % (
         os.path.basename(build["prefix"]) if build.get("prefix") else "unknown",
         _short(build.get("source"), 24), len(build.get("patches") or []))
-    blas_text = ", ".join("%s %s (%s)" % (who, os.path.basename(info.get("library") or "?"),
-                                          info.get("corename") or "core unknown")
-                          for who, info in sorted(doc["blas"].items()) if who != "threadpoolctl")
+    blas_text = blas_summary(doc)
     machine = doc["cpu"].get("model") or "unknown CPU"
     gpu = doc.get("gpu")
     lines = ["Made by: `%s`" % doc["command"]["rerun"]]

@@ -14,6 +14,7 @@ import json
 import os
 
 from common.atomic import write_text
+from common.provenance import blas_summary
 
 INDEX = "index.html"
 
@@ -80,6 +81,7 @@ def _provenance(doc):
         ("Trained (iterations)", ", ".join("%s %s" % kv for kv in
                                            sorted((doc.get("stage_iterations") or {}).items()))),
         ("Software", ", ".join("%s %s" % kv for kv in sorted((doc.get("versions") or {}).items()))),
+        ("BLAS", blas_summary(doc)),
         ("Machine", "%s, %s cores; GPU: %s" % ((doc.get("cpu") or {}).get("model"),
                                               (doc.get("cpu") or {}).get("cores"),
                                               (doc.get("gpu") or {}).get("name") or "none")),

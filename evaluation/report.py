@@ -4,9 +4,10 @@ row beside ours where one exists, and a CMC curve PNG. Each file is written
 whole or not at all (common.atomic).
 
 A result row is a dict: {"name", "cmc" (rates in [0, 1], index r = rank
-r+1), optional "cmc_std", "mAP", "mAP_std", "trials", "paper" (a
-evaluation.papers.lookup dict), "num_queries", "num_valid",
-"warning"}. A row without a single valid query (no query had a match)
+r+1), optional "cmc_std", "mAP", "mAP_std", "trials", "seeds" (the
+mean and std are over that many training seeds; "per_seed": each one's
+figures), "paper" (a evaluation.papers.lookup dict), "num_queries",
+"num_valid", "warning"}. A row without a single valid query (no query had a match)
 shows no numbers, only its warning: 0.00 would read as a measured result.
 
 Every report ends with where its numbers came from (common.provenance,
@@ -18,10 +19,8 @@ the run its curves (curves.py) and net diagram (caffe.draw). A picture that
 cannot be drawn (the images are gone, graphviz is missing) is named on the
 page with the reason; the numbers are written regardless.
 """
-import hashlib
 import json
 import os
-import re
 
 import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no global backend or state
@@ -32,6 +31,7 @@ from common.atomic import atomic_path, write_text
 from evaluation import html_report
 
 NET = "train.prototxt"   # a training stage's net (training/two_step.py, experiments/stages.train)
+DIAGRAMS = ".diagrams"   # in the run's folder: each net's picture, drawn once for every report
 
 RANKS = (1, 5, 10, 20)       # the ranks of Geng16 Tables 6 and 9 (MTDnet Table 1: 1, 5, 10)
 METRICS = tuple("r%d" % r for r in RANKS) + ("mAP",)
@@ -93,6 +93,8 @@ def table(rows):
     for row in rows:
         ours, std = summary(row), _std(row)
         trials = " (mean of %d trials)" % row["trials"] if row.get("trials", 1) > 1 else ""
+        if row.get("seeds", 1) > 1:
+            trials += " (mean ± std of %d seeds)" % row["seeds"]
         out.append(([row["name"] + trials] + [_cell(ours[m], std.get(m)) for m in METRICS], False))
         paper = row.get("paper")
         if paper:
@@ -123,7 +125,12 @@ def plot_cmc(rows, path, title, max_rank=PLOT_RANKS):
         if no_valid_query(row):
             continue  # nothing was measured
         cmc = 100.0 * np.asarray(row["cmc"], np.float64)[:max_rank]
-        line, = ax.plot(np.arange(1, len(cmc) + 1), cmc, label=row["name"])
+        ranks = np.arange(1, len(cmc) + 1)
+        line, = ax.plot(ranks, cmc, label=row["name"])
+        if row.get("cmc_std") is not None:  # ± one standard deviation over trials or seeds
+            std = 100.0 * np.asarray(row["cmc_std"], np.float64)[:len(cmc)]
+            ax.fill_between(ranks, np.clip(cmc - std, 0, 100), np.clip(cmc + std, 0, 100),
+                            color=line.get_color(), alpha=0.2, linewidth=0)
         paper = row.get("paper")
         points = [(r, paper["values"].get("r%d" % r)) for r in RANKS] if paper else []
         points = [(r, v) for r, v in points if v is not None and r <= max_rank]
@@ -144,7 +151,8 @@ def plot_cmc(rows, path, title, max_rank=PLOT_RANKS):
 def _jsonable(row):
     out = {"name": row["name"], "summary": summary(row),
            "cmc": [float(v) for v in np.asarray(row["cmc"])[:SAVED_RANKS]]}
-    for key in ("mAP", "mAP_std", "trials", "paper", "num_queries", "num_valid"):
+    for key in ("mAP", "mAP_std", "trials", "seeds", "per_seed", "paper", "num_queries",
+                "num_valid"):
         if row.get(key) is not None:
             out[key] = row[key]
     if warning(row):
@@ -215,12 +223,12 @@ def _stage_sections(out_dir, provenance):
         net = os.path.join(stage, "step2" if curves.is_two_stepped(stage) else "", NET)
         key = None
         try:
-            with open(net) as f:
-                # the same net on other LMDBs (another trial) is the same picture
-                key = hashlib.sha1(re.sub(r'source: ".*"', "", f.read()).encode()).hexdigest()
+            # the same net on other LMDBs or seeds is the same picture
+            dot, key = diagrams.graph(net)
             if key not in drawn:
                 drawn[key] = "net_%s.png" % slug
-                diagrams.draw(net, os.path.join(out_dir, drawn[key]))
+                diagrams.render(dot, key, os.path.join(out_dir, drawn[key]),
+                                os.path.join(run_dir, DIAGRAMS))
             section["figures"].append(("%s: the net (%s), drawn by caffe.draw"
                                        % (rel, os.path.relpath(net, run_dir)), drawn[key]))
             section["wide"].append(drawn[key])
@@ -236,7 +244,9 @@ def write_index(out_dir, rows, doc, ranked_from=None):
     whose results.md and cmc.png are written."""
     ranked, notes = _ranked_lists(out_dir, doc, ranked_from)
     sections = [{"heading": "CMC", "figures": [(doc["title"] + ": CMC curves, the paper's "
-                                                "published points as circles", "cmc.png")]},
+                                                "published points as circles, shaded ± one "
+                                                "standard deviation where there are several "
+                                                "trials or seeds", "cmc.png")]},
                 {"heading": "Ranked lists", "figures": ranked, "notes": notes}]
     sections += _stage_sections(out_dir, doc["provenance"])
     return html_report.write_index(out_dir, doc["title"], ("result",) + HEADERS, table(rows),

@@ -19,8 +19,6 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
-from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
 from PIL import Image
 
 from common.atomic import atomic_path
@@ -28,6 +26,8 @@ from evaluation import cmc, market
 
 QUERIES = 8
 TOP = 10
+CELL = (64, 128)          # an image's size in the picture (Market's crops are 64 x 128)
+FRAME, DASH, GAP, FONT = 4, 6, 6, 11   # pixels
 RULES = {"market": market.marks, "single-shot": cmc.marks}
 COLOURS = {"query": "#2b5fad", "good": "#1a9641", "wrong": "#d7191c", "junk": "#9a9a9a"}
 
@@ -73,18 +73,36 @@ def pick_queries(good, n=QUERIES):
     return valid[np.unique(picks)]
 
 
-def _frame(ax, colour, dashed=False):
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for spine in ax.spines.values():
-        spine.set_visible(False)
-    ax.add_patch(Rectangle((0, 0), 1, 1, transform=ax.transAxes, fill=False, clip_on=False,
-                           edgecolor=colour, linewidth=4, linestyle="--" if dashed else "-"))
+def _frame(canvas, box, colour, dashed=False):
+    """A FRAME-pixel frame around `box` (left, top, right, bottom), dashed
+    for junk."""
+    from PIL import ImageDraw
+    pen = ImageDraw.Draw(canvas)
+    left, top, right, bottom = box
+    for i in range(FRAME):
+        edges = [((left - 1 - i, top - 1 - i), (right + i, top - 1 - i)),
+                 ((left - 1 - i, bottom + i), (right + i, bottom + i)),
+                 ((left - 1 - i, top - 1 - i), (left - 1 - i, bottom + i)),
+                 ((right + i, top - 1 - i), (right + i, bottom + i))]
+        for (x0, y0), (x1, y1) in edges:
+            if not dashed:
+                pen.line([(x0, y0), (x1, y1)], fill=colour)
+                continue
+            length = max(x1 - x0, y1 - y0)
+            for a in range(0, length + 1, 2 * DASH):
+                b = min(a + DASH - 1, length)
+                if x0 == x1:
+                    pen.line([(x0, y0 + a), (x0, y0 + b)], fill=colour)
+                else:
+                    pen.line([(x0 + a, y0), (x0 + b, y0)], fill=colour)
 
 
-def draw(ranking, out_png, n=QUERIES, top=TOP, title=None, dpi=72):
+def draw(ranking, out_png, n=QUERIES, top=TOP, title=None):
     """Write the ranked lists of `n` queries to `out_png`; returns the
-    queries drawn and their entries [(query index, ranked_entries)]."""
+    queries drawn and their entries [(query index, ranked_entries)]. Each
+    image is shown at CELL pixels, its two-line label above it; composed
+    with PIL (a grid of matplotlib axes took seconds per picture)."""
+    from PIL import ImageDraw, ImageFont
     rule = RULES.get(ranking.protocol)
     if rule is None:
         raise ValueError("ranked lists: unknown protocol %r; known: %s"
@@ -97,30 +115,32 @@ def draw(ranking, out_png, n=QUERIES, top=TOP, title=None, dpi=72):
     cols = 1 + max(len(entries) for _, entries in lists)
     q_imgs = ranking.images("query", [q for q, _ in lists])
     g_imgs = {g: img for g, img in zip(*_unique_gallery(ranking, lists))}
-    height = 2.1 * len(lists) + (0.4 if title else 0)
-    fig = Figure(figsize=(1.0 * cols, height))
-    axes = fig.subplots(len(lists), cols, squeeze=False)
-    for r, (q, entries) in enumerate(lists):
-        ax = axes[r][0]
-        ax.imshow(q_imgs[r], extent=(0, 1, 0, 1), aspect="auto")
-        _frame(ax, COLOURS["query"])
-        ax.set_title("query\nid %d, cam %d" % (ranking.q_pids[q], ranking.q_cams[q]), fontsize=8)
-        for c in range(1, cols):
-            ax = axes[r][c]
-            if c > len(entries):
-                ax.set_axis_off()
-                continue
-            g, kind, rank = entries[c - 1]
-            ax.imshow(g_imgs[g], extent=(0, 1, 0, 1), aspect="auto")
-            _frame(ax, COLOURS[kind], dashed=kind == "junk")
-            label = "junk" if kind == "junk" else "#%d" % rank
-            ax.set_title("%s\nid %d, cam %d" % (label, ranking.g_pids[g], ranking.g_cams[g]),
-                         fontsize=8, color=COLOURS[kind] if kind != "wrong" else "black")
+    font = ImageFont.load_default(size=FONT)
+    (width, height), label = CELL, 2 * FONT + 6
+    step_x, step_y = width + 2 * FRAME + GAP, label + height + 2 * FRAME + GAP
+    head = FONT + 3 * GAP if title else GAP
+    canvas = Image.new("RGB", (GAP + cols * step_x, head + len(lists) * step_y), "white")
+    pen = ImageDraw.Draw(canvas)
     if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout(pad=0.4, h_pad=0.6, w_pad=0.3, rect=(0, 0, 1, 1 - (0.4 / height if title else 0)))
+        pen.text((canvas.width // 2, GAP), title, fill="black", font=font, anchor="ma")
+
+    def cell(r, c, img, kind, text):
+        x, y = GAP + c * step_x + FRAME, head + r * step_y + label + FRAME
+        canvas.paste(Image.fromarray(np.asarray(img, np.uint8)).resize(CELL, Image.BILINEAR),
+                     (x, y))
+        colour = COLOURS[kind]
+        _frame(canvas, (x, y, x + width, y + height), colour, dashed=kind == "junk")
+        pen.multiline_text((x + width // 2, y - FRAME - 2), text, font=font, anchor="md",
+                           align="center", spacing=2, fill=colour if kind != "wrong" else "black")
+
+    for r, (q, entries) in enumerate(lists):
+        cell(r, 0, q_imgs[r], "query",
+             "query\nid %d, cam %d" % (ranking.q_pids[q], ranking.q_cams[q]))
+        for c, (g, kind, rank) in enumerate(entries, 1):
+            cell(r, c, g_imgs[g], kind, "%s\nid %d, cam %d" % (
+                "junk" if kind == "junk" else "#%d" % rank, ranking.g_pids[g], ranking.g_cams[g]))
     with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi)
+        canvas.save(tmp, format="PNG")
     return lists
 
 

@@ -27,13 +27,14 @@ the papers'.
 """
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
 from common import cli, provenance
 from evaluation.features import load_features
 from evaluation.report import write_report
+from evaluation.trials import aggregate
 from experiments.plan import MTDNET_LMDB, Stage
 
 SOURCE = dict(num_ids=60, seed=1)     # the stand-in pretraining set
@@ -55,7 +56,9 @@ MTDNET_SIZE = 96                      # input side (the papers' 227 / 224 cost t
 MTDNET_BATCH = 16                     # triplets per batch (authors: 128)
 MTDNET_ITERS = 150
 MTDNET_LR = 0.01
-SEED = 0                              # Caffe's fillers and data order: a rerun is the same run
+# Caffe's fillers and data order: the demo trains and tests every seed on the
+# same two synthetic sets and reports the mean ± sample std over them.
+SEEDS = (0, 1, 2)
 MTDNET_PASSES = 2                     # CIR: both orders (the authors' 8 add flips)
 # MTDnet is tested single-shot (one query and one gallery image per test
 # person, experiments/stages.single_shot): CIR scores every pair through
@@ -116,7 +119,7 @@ class Settings:
     input: tuple = INPUT
     lmdb_size: tuple = LMDB_SIZE
     k: int = K
-    seed: int = SEED
+    seeds: tuple = SEEDS
     pretrain_iters: tuple = PRETRAIN_ITERS
     finetune_iters: tuple = FINETUNE_ITERS
     pretrain_lr: float = PRETRAIN_LR
@@ -130,6 +133,10 @@ class Settings:
     def __post_init__(self):
         self.source = dict(self.source or SOURCE)
         self.target = dict(self.target or TARGET)
+        self.seeds = tuple(self.seeds)
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds) or not all(
+                isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in self.seeds):
+            raise ValueError("demo seeds %r: give distinct integers >= 0" % (self.seeds,))
 
 
 PAPER = "geng16:table8:Market / DGDNet / SID + PV / NO"
@@ -150,9 +157,10 @@ def _data(b, s):
     return source, target, model
 
 
-def stages(b, s):
-    """The demo's stages (a plan.Builder `b`, Settings `s`): its one report."""
-    source, target, pretrained = _data(b, s)
+def _evaluations(b, s, data):
+    """One seed's four evaluations (CAPTIONS' order; `b` plans with that
+    seed) from `data` (_data's) and the target's single-shot split."""
+    source, target, pretrained = data
     tuned = b.geng16("geng16_target", b.lmdb(target, "train", s.lmdb_size), pretrained,
                      s.finetune_iters, two_step=True, solver_kw=dict(base_lr=s.finetune_lr),
                      base=s.base, k=s.k, size=s.input)
@@ -169,32 +177,75 @@ def stages(b, s):
                             s.mtdnet_size, s.mtdnet_passes)
     trp = b.evaluate_mtdnet("eval_mtdnet_trp", mtdnet, query, gallery, "trp", None,
                             s.mtdnet_size, s.mtdnet_passes)
-    inputs = {"source%d" % i: r for i, r in enumerate((before, after, cir, trp))}
-    inputs.update(chance=after.inputs["source0"], shot=shot)
-    return [Stage("report", "demo", {"combine": list(CAPTIONS), "title": TITLE,
-                                     "settings": asdict(s)}, inputs)]
+    return (before, after, cir, trp), shot
+
+
+def _input(seed, i):
+    return "seed%d_%d" % (seed, i)
+
+
+def stages(b, s):
+    """The demo's stages (a plan.Builder `b`, Settings `s`): its one report,
+    over every seed of `s`. The synthetic sets, their splits and LMDBs do not
+    depend on the seed, and the source model, the demo's stand-in for the
+    downloaded ImageNet weights the papers start from, is trained once with
+    the first seed: every seed shares them. Each seed fine-tunes it and
+    trains MTDnet."""
+    data = _data(replace(b, seed=s.seeds[0]), s)
+    inputs = {}
+    for seed in reversed(s.seeds):  # the first seed's last: its features give chance level
+        evaluations, shot = _evaluations(replace(b, seed=seed), s, data)
+        inputs.update({_input(seed, i): r for i, r in enumerate(evaluations)})
+    inputs.update(chance=evaluations[1].inputs["source0"], shot=shot)
+    return [Stage("report", "demo", {"combine": list(CAPTIONS), "seeds": list(s.seeds),
+                                     "title": TITLE, "settings": asdict(s)}, inputs)]
 
 
 def unsupervised_stages(b, s):
     """Geng16 §4.2 on the synthetic target without its labels: every
     Table 9 model from the demo's source model (unsupervised/study.py)."""
     from experiments.recipes import UNSUPERVISED_ROWS, study_setup
-    source, target, model = _data(b, s)
+    source, target, model = _data(replace(b, seed=s.seeds[0]), s)
     setup = study_setup(base=s.base, iters=s.finetune_iters, protocol="market", size=s.input,
                         lmdb_size=s.lmdb_size, solver_kw=dict(base_lr=s.finetune_lr), k=s.k)
-    return [b.unsupervised("demo_unsupervised", model, source, target, setup, UNSUPERVISED_ROWS,
+    return [replace(b, seed=s.seeds[0]).unsupervised("demo_unsupervised", model, source, target, setup, UNSUPERVISED_ROWS,
                            "table9", None, "Demo: unsupervised transfer to the synthetic target")]
 
 
+def over_seeds(name, runs, seeds):
+    """One result row from the same row of each seed's report (`runs`, in
+    the order of `seeds`): the mean CMC and mAP with their sample standard
+    deviation (evaluation/trials.py, as over a dataset's trials), and each
+    seed's own rank-1 and mAP."""
+    agg = aggregate(runs)
+    row = {"name": name, "cmc": agg["cmc"], "mAP": agg["mAP"], "seeds": len(runs),
+           "paper": runs[0].get("paper"),
+           "per_seed": [{"seed": seed, "rank1": r["cmc"][0], "mAP": r.get("mAP")}
+                        for seed, r in zip(seeds, runs)]}
+    if len(runs) > 1:
+        row["cmc_std"], row["mAP_std"] = agg["cmc_std"], agg["mAP_std"]
+    return row
+
+
 def summary_report(stage, files, out):
-    """The demo report stage: the rows of its four evaluations, chance
-    level from the fine-tuned model's features, each evaluation's ranked
-    lists."""
-    folders = [files["source%d" % i] for i in range(len(CAPTIONS))]
-    rows = [row for caption, folder in zip(CAPTIONS, folders) for row in _rows(folder, caption)]
-    meta = {"chance_rank1": chance_rank1(files["chance"]), "settings": stage.config["settings"]}
-    write_report(out, rows, stage.config["title"], meta, provenance.gather(),
-                 ranked_from=list(zip(CAPTIONS, folders)))
+    """The demo report stage: each of its four evaluations' rows over the
+    seeds, chance level from the fine-tuned model's features, the first
+    seed's ranked lists."""
+    seeds = stage.config["seeds"]
+    rows = []
+    for i, caption in enumerate(CAPTIONS):
+        # an evaluation every seed shares (the source model's) counts once
+        folders = {}
+        for seed in seeds:
+            folders.setdefault(files[_input(seed, i)], seed)
+        reports = [_rows(folder, caption) for folder in folders]
+        for n, row in enumerate(reports[0]):
+            rows.append(over_seeds(row["name"], [r[n] for r in reports], list(folders.values())))
+    meta = {"chance_rank1": chance_rank1(files["chance"]), "settings": stage.config["settings"],
+            "seeds": seeds}
+    first = [("%s, seed %d" % (caption, seeds[0]), files[_input(seeds[0], i)])
+             for i, caption in enumerate(CAPTIONS)]
+    write_report(out, rows, stage.config["title"], meta, provenance.gather(), ranked_from=first)
 
 
 def judge(report_dir, shot_split):
@@ -203,13 +254,27 @@ def judge(report_dir, shot_split):
     with open(os.path.join(report_dir, "results.json")) as f:
         doc = json.load(f)
     rows, chance = doc["results"], doc["meta"]["chance_rank1"]
-    rank1 = next(r["cmc"][0] for r in rows if r["name"] == GENG16_ROW)
+    geng16 = next(r for r in rows if r["name"] == GENG16_ROW)
+    rank1 = geng16["cmc"][0]
     notes = ["Chance rank-1 (random ranking, Market rule): %.2f%%. Geng16 rank-1: %.2f%% = %.1f x "
-             "chance." % (100 * chance, 100 * rank1, rank1 / chance),
+             "chance%s." % (100 * chance, 100 * rank1, rank1 / chance, _spread(geng16)),
              "MTDnet is scored single-shot (its papers' protocol). The paper row is Geng16's "
              "real-data result for the same network and losses, for orientation only."]
     with open(shot_split) as f:  # single-shot: one gallery image per query person
         mt_chance = 1.0 / len(json.load(f)["trials"][0]["gallery"])
-    mt_rank1 = next(r["cmc"][0] for r in rows if r["name"].startswith("MTDnet-trp"))
-    checks = [(GENG16_ROW, rank1, chance), ("MTDnet-trp", mt_rank1, mt_chance)]
+    trp = next(r for r in rows if r["name"].startswith("MTDnet-trp"))
+    cir = next(r for r in rows if r["name"].startswith("MTDnet CIR"))
+    notes += ["MTDnet-trp rank-1: %.2f%%%s; CIR %.2f%%%s (single-shot chance %.2f%%)."
+              % (100 * trp["cmc"][0], _spread(trp), 100 * cir["cmc"][0], _spread(cir),
+                 100 * mt_chance)]
+    checks = [(GENG16_ROW, rank1, chance), ("MTDnet-trp", trp["cmc"][0], mt_chance)]
     return notes, checks
+
+
+def _spread(row):
+    """', mean of N seeds (seed a: x %, …)' of a row over seeds."""
+    per_seed = row.get("per_seed") or []
+    if len(per_seed) < 2:
+        return ""
+    return ", mean of %d seeds (%s)" % (len(per_seed), ", ".join(
+        "seed %d: %.2f%%" % (p["seed"], 100 * p["rank1"]) for p in per_seed))

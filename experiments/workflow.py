@@ -18,7 +18,9 @@ import inspect
 import io
 import json
 import os
+import shlex
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from common import cli
 from common.atomic import write_text
 from common.config import ROOT
 from experiments import jobs
-from experiments.plan import KINDS, TRAINING, Graph, Stage, training_cost
+from experiments.plan import KINDS, Graph, Stage, training_cost
 
 SNAKEFILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "Snakefile")
 MARK = ".reid-workflow"          # a store this package made (never another folder)
@@ -34,9 +36,6 @@ CONFIG_DIR = ".workflow"         # the config of each run, by its SHA-1
 WORK = "work"                    # training snapshots, outside Snakemake's outputs
 EXECUTORS = ("local", "slurm")
 
-# CPU threads a job asks for: a training job's data layers and Caffe's BLAS;
-# one for the rest.
-THREADS = {kind: (2 if kind in TRAINING else 1) for kind in KINDS}
 # Memory a job asks a scheduler for (MB): GoogLeNet at Geng16's batch of 64
 # images, the MTDnet nets at 3 x 128 images, with room for the data layers.
 MEM_MB = {"geng16": 12000, "mtdnet": 12000, "unsupervised": 12000, "features": 6000,
@@ -49,6 +48,18 @@ SECONDS_PER_ITER = {("googlenet", "gpu"): 0.5, ("googlenet", "cpu"): 12.0,
                     ("dgdnet", "gpu"): 0.1, ("dgdnet", "cpu"): 1.0,
                     ("mtdnet", "gpu"): 0.6, ("mtdnet", "cpu"): 25.0}
 MIN_RUNTIME = 10
+# A job's CPU arithmetic (issue 14 §1). OpenBLAS splits its work by its
+# thread count and picks its kernels by the core it detects, and both change
+# the floating-point results (measured: a seeded training's weights differ
+# between 1 and 2 threads, and between the SkylakeX and Haswell kernels).
+# So every job runs BLAS_THREADS threads whatever --cores is (Snakemake would
+# give it the rule's threads, scaled to --cores), and "haswell" runs the
+# same kernels on every CPU: Haswell's in Caffe's and NumPy's OpenBLAS, and
+# NumPy's own loops kept to the same level (AVX2, FMA; x86-64-v3).
+BLAS_THREADS = 1
+CPU_KERNELS = {"detected": {},
+               "haswell": {"OPENBLAS_CORETYPE": "Haswell",
+                           "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR"}}
 # The code each kind of stage runs: a change to it reruns the stage.
 CODE = {"data": ("common", "data_prep", "experiments/stages.py"),
         "weights": ("common", "training/fetch_weights.py"),
@@ -112,6 +123,54 @@ def _code_hash(kind):
         from common import provenance
         digest.update(json.dumps(provenance.caffe_build(), sort_keys=True).encode())
     return digest.hexdigest()
+
+
+def arithmetic(run):
+    """{variable: value} of the environment every job of a workflow runs
+    in, from its run settings ("blas_threads", "cpu_kernels")."""
+    kernels = run.get("cpu_kernels", "detected")
+    if kernels not in CPU_KERNELS:
+        raise cli.InputError("cpu kernels %r: one of %s" % (kernels, ", ".join(CPU_KERNELS)))
+    threads = run.get("blas_threads", BLAS_THREADS)
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise cli.InputError("blas threads %r: a positive integer" % (threads,))
+    return dict(CPU_KERNELS[kernels], OPENBLAS_NUM_THREADS=str(threads))
+
+
+def add_arithmetic_options(parser):
+    """--blas-threads and --cpu-kernels (the run settings of `arithmetic`),
+    for the commands that run the workflow."""
+    from common.cli import positive_int
+    parser.add_argument("--blas-threads", type=positive_int, default=BLAS_THREADS,
+                        help="OpenBLAS threads of every job, whatever --cores is (default %d): "
+                             "the thread count changes a training's floating-point results"
+                             % BLAS_THREADS)
+    parser.add_argument("--cpu-kernels", choices=sorted(CPU_KERNELS), default="detected",
+                        help="detected: the BLAS and NumPy kernels of this CPU (default); "
+                             "haswell: the same kernels on every x86-64 CPU with AVX2 and FMA, "
+                             "so that a seeded CPU run gives the same numbers on each")
+
+
+def job_command(run):
+    """The shell command of a job, the stage's kind and id left as the
+    rule's {params.kind} and {wildcards.id}: tools.stage in the
+    environment of `arithmetic`."""
+    env = " ".join("%s=%s" % (k, shlex.quote(v)) for k, v in sorted(arithmetic(run).items()))
+    return "env %s %s -m tools.stage {params.kind} {wildcards.id}" % (
+        env, shlex.quote(sys.executable))
+
+
+def threads_of(graph, kind):
+    """The CPU threads a job of `kind` asks for: its BLAS threads where it
+    runs Caffe (the data layers' prefetch processes mostly wait), one for
+    the rest."""
+    return int(arithmetic(graph.run)["OPENBLAS_NUM_THREADS"]) if kind in USES_CAFFE else 1
+
+
+def arithmetic_of(graph, kind):
+    """The params entry of `kind`'s rule for the arithmetic its jobs run
+    with: a change reruns the stages that compute with Caffe."""
+    return json.dumps(arithmetic(graph.run), sort_keys=True) if kind in USES_CAFFE else ""
 
 
 def code_version(kind):

@@ -10,6 +10,7 @@ the nets named there (Geng16's variants differ from its main net in their
 heads only, and a GoogLeNet diagram is several megabytes).
 """
 import glob
+import hashlib
 import os
 import shutil
 
@@ -46,14 +47,39 @@ def net_files(families=None):
     return found
 
 
-def draw(path, out_png, rankdir="LR"):
-    """Render one prototxt to PNG with caffe.draw, atomically."""
-    if shutil.which("dot") is None:
-        raise RuntimeError("graphviz's dot is not installed (apt-get install graphviz; make setup does)")
+def graph(path, rankdir="LR"):
+    """caffe.draw's graph of one prototxt and its SHA-1 (of the graph's DOT
+    text: what the picture shows, so the same net with other data sources
+    or seeds has the same one)."""
     net = caffe_pb2.NetParameter()
     with open(path) as f:
         text_format.Merge(f.read(), net)
-    with atomic_path(out_png) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(caffe.draw.draw_net(net, rankdir, ext="png"))
+    net.ClearField("name")   # only the graph's id, never drawn; a stage names its net after itself
+    dot = caffe.draw.get_pydot_graph(net, rankdir)
+    return dot, hashlib.sha1(dot.to_string().encode()).hexdigest()
+
+
+def render(dot, key, out_png, cache=None):
+    """Write `graph`'s picture to PNG (graphviz), atomically. `cache`: a
+    folder keeping each picture by its key, so that a net drawn before is
+    copied, not laid out again (graphviz takes seconds per net)."""
+    kept = os.path.join(cache, key + ".png") if cache else None
+    if kept and os.path.isfile(kept):
+        with atomic_path(out_png) as tmp:
+            shutil.copyfile(kept, tmp)
+        return
+    if shutil.which("dot") is None:
+        raise RuntimeError("graphviz's dot is not installed (apt-get install graphviz; make setup does)")
+    png = dot.create(format="png")
+    if kept:
+        os.makedirs(cache, exist_ok=True)
+    for target in filter(None, (out_png, kept)):
+        with atomic_path(target) as tmp:
+            with open(tmp, "wb") as f:
+                f.write(png)
+
+
+def draw(path, out_png, rankdir="LR", cache=None):
+    """Render one prototxt to PNG with caffe.draw, atomically."""
+    render(*graph(path, rankdir), out_png, cache)
 

@@ -27,8 +27,13 @@ def main(argv=None):
     ap.add_argument("--unsupervised", action="store_true",
                     help="instead: Geng16's unsupervised transfer (Tables 7, 9) on the synthetic "
                          "target, every model side by side")
-    ap.add_argument("--cores", type=cli.positive_int, default=1,
-                    help="jobs at once (the demo's two trainings can run side by side)")
+    ap.add_argument("--cores", type=cli.positive_int, default=len(os.sched_getaffinity(0)),
+                    help="jobs at once (default: one per core; each seed's trainings run side "
+                         "by side, each on one BLAS thread)")
+    ap.add_argument("--seeds", type=cli.seed_list, default=demo.SEEDS,
+                    help="training seeds, each a run of its own on the same data; the report "
+                         "is their mean ± std (default: %s)" % ",".join(map(str, demo.SEEDS)))
+    workflow.add_arithmetic_options(ap)
     ap.add_argument("--recompute", action="store_true",
                     help="rerun every stage, even those up to date")
     args = ap.parse_args(argv)
@@ -36,13 +41,15 @@ def main(argv=None):
     store = os.path.abspath(args.run_dir)
     if os.path.exists(store) and not os.path.isdir(store):
         raise NotADirectoryError("--run-dir %s is an existing file; give a folder" % store)
-    settings = demo.Settings()
+    settings = demo.Settings(seeds=args.seeds)
     key = "demo unsupervised" if args.unsupervised else "demo"
-    config = {"experiments": [key], "options": {"data_root": store, "seed": settings.seed},
+    config = {"experiments": [key], "options": {"data_root": store},
               "demo": asdict(settings),
-              "run": {"gpu": None, "snapshot_every": 1000, "progress": not args.no_progress}}
+              "run": {"gpu": None, "snapshot_every": 1000, "progress": not args.no_progress,
+                      "blas_threads": args.blas_threads, "cpu_kernels": args.cpu_kernels}}
     graph = recipes.graph(config)
-    recorded = dict(vars(args), run_dir=store, **asdict(settings))
+    recorded = dict(vars(args), run_dir=store)
+    recorded.update(asdict(settings))
     del recorded["debug"]
     with provenance.invocation("tools.demo", argv, recorded, store) as record:
         workflow.execute(store, graph, invocation=record, cores=args.cores,

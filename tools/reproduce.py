@@ -143,6 +143,7 @@ def build_parser():
                          "default-resources), e.g. cluster/slurm")
     ap.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
                     help="a setting of snakemake-executor-plugin-slurm, e.g. status_command=squeue")
+    workflow.add_arithmetic_options(ap)
     ap.add_argument("--recompute", action="store_true",
                     help="rerun every stage of these experiments, even those up to date")
     return ap
@@ -162,8 +163,8 @@ def main(argv=None):
     options = dict(asdict(opts), data_root=os.path.abspath(args.data_root), scale=args.scale,
                    k=args.k, seed=args.seed)
     config = {"experiments": keys, "options": options,
-              "run": {"gpu": args.gpu,
-                      "snapshot_every": args.snapshot_every, "progress": True}}
+              "run": {"gpu": args.gpu, "snapshot_every": args.snapshot_every, "progress": True,
+                      "blas_threads": args.blas_threads, "cpu_kernels": args.cpu_kernels}}
     graph = recipes.graph(config)
     if args.plan:
         print(plan_text(graph))

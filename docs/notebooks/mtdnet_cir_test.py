@@ -172,7 +172,7 @@ for name, matrix, similarity in (("CIR", scores, True), ("-trp", distances, Fals
                               lambda side, idx: rgb(q_ims if side == "query" else g_ims, idx),
                               similarity)
     png = os.path.join(work, "ranked_%s.png" % name)
-    (_, entries), = visrank.draw(ranking, png, n=1, top=8, title="MTDnet " + name, dpi=50)
+    (_, entries), = visrank.draw(ranking, png, n=1, top=8, title="MTDnet " + name)
     first = next((rank for _, kind, rank in entries if kind == "good"), None)
     print("%s: first true match at rank %s" % (name, first or "> 8"))
     display(ShowImage(filename=png))
