@@ -20,10 +20,11 @@ no download:
 Each of those is a stage of the experiments' workflow (experiments/plan.py,
 experiments/Snakefile; `stages`), so the demo runs as tools.reproduce's
 experiments do: in the store (default runs/demo), each stage once, a rerun
-doing only what changed and resuming an interrupted training. Sizes and iteration counts are the demo's own
-(below): they fit 2 CPU cores in under 15 minutes, so the numbers are far
-from the papers'. The networks, layers, losses and schedules' shapes are
-the papers'.
+doing only what changed and resuming an interrupted training. Sizes and
+iteration counts are the demo's own (below): its three seeds fit 2 CPU cores
+in about 12 minutes (one source model for all of them is what makes room for
+three), so the numbers are far from the papers'. The networks, layers,
+losses and schedules' shapes are the papers'.
 """
 import json
 import os
@@ -66,14 +67,15 @@ MTDNET_PASSES = 2                     # CIR: both orders (the authors' 8 add fli
 # most of an hour.
 # The demo fails (exit 1, one line naming the figure) instead of reporting a
 # model that learned nothing: Geng16's and MTDnet's ranking-feature (-trp)
-# rank-1 must reach CLEAR_MARGIN x their chance level. Measured (seed 0):
-# Geng16 40-46 % against 0.79 % chance (51-58 x), MTDnet-trp 24 % against
-# 1 % (24 x). A random ranking's rank-1 has a standard deviation of about
-# 0.45 % over Geng16's ~400 Market queries and 1 % over MTDnet's 100
+# rank-1, the mean over the seeds, must reach CLEAR_MARGIN x their chance
+# level. Measured (seeds 0, 1, 2; 2-core Intel Xeon, 2026-12-02): Geng16
+# 39.2 / 37.6 / 37.6 % against 0.79 % chance (48 x), MTDnet-trp 4 / 25 / 29 %
+# against 1 % (19 x). A random ranking's rank-1 has a standard deviation of
+# about 0.45 % over Geng16's ~400 Market queries and 1 % over MTDnet's 100
 # single-shot ones, so 4 x chance is at least 3 standard deviations above
 # what luck gives. CIR is reported, not judged: 150 iterations from Gaussian
-# weights barely move the pair classifier (its loss stays near ln 2), and its
-# rank-1 was 2, 8 and 20 % on three runs of the same seed on different CPUs.
+# weights barely move the pair classifier (its loss stays near ln 2); its
+# rank-1 was 2 / 24 / 1 % over those seeds.
 CLEAR_MARGIN = 4.0
 
 
