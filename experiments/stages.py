@@ -177,7 +177,7 @@ def mtdnet(ctx, name, variant, train_lmdb, iters, caffenet=None, weights=None, a
     solver = mtdnet_net.solver(NET, iters, scale=ctx.scale, snapshot_prefix=variant,
                                **(solver_kw or {}))
     def build(net, out):
-        mtdnet_init.build_init(net, out, caffenet, weights)
+        mtdnet_init.build_init(net, out, caffenet, weights, seed=ctx.seed)
     return train(ctx, name, mtdnet_net.net_text(spec, variant), solver,
                  build if caffenet or weights else None, [w for w in (caffenet, weights) if w])
 
@@ -195,7 +195,8 @@ def train(ctx, name, net_text, solver_text, init=None, init_from=()):
     write_text(solver, solver_text)
     weights = os.path.join(run, INIT) if init else None
     if init:
-        record = {"from": [records.sha1(w) for w in init_from], "net": init_layers(net_text)}
+        record = {"from": [records.sha1(w) for w in init_from], "net": init_layers(net_text),
+                  "seed": ctx.seed}
         if not records.reuse_file(weights, record, ctx.recompute):
             init(net, weights)
             records.write_record(weights, record)

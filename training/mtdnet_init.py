@@ -69,14 +69,15 @@ def copy_target_to_source(net, prefix=SOURCE_PREFIX):
     return copied
 
 
-def build_init(net_path, out, caffenet=None, weights=None, phase=caffe.TRAIN):
-    """Instantiate `net_path`, load `weights` (a trained model, by name) and/or
-    CaffeNet conv1–conv2, copy the cross net's target stream into its source
-    stream, and save the result to `out` (atomically)."""
+def build_init(net_path, out, caffenet=None, weights=None, phase=caffe.TRAIN, seed=None):
+    """Instantiate `net_path` (its fillers seeded by `seed`, surgery.open_net),
+    load `weights` (a trained model, by name) and/or CaffeNet conv1–conv2,
+    copy the cross net's target stream into its source stream, and save the
+    result to `out` (atomically)."""
     blobs = read_blobs(weights) if weights else None  # junk refused before the net is built
     if caffenet:
         read_blobs(caffenet)
-    net = open_net(net_path, phase)
+    net = open_net(net_path, phase, seed)
     if weights:
         load_blobs(net, blobs, weights, lambda name: not name.startswith(SOURCE_PREFIX))
     if caffenet:

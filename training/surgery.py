@@ -146,10 +146,15 @@ def report_text(report):
     return "\n".join(lines)
 
 
-def open_net(net_path, phase=caffe.TRAIN):
-    """A net from a prototxt, with a clear error when the file is missing."""
+def open_net(net_path, phase=caffe.TRAIN, seed=None):
+    """A net from a prototxt, with a clear error when the file is missing.
+    `seed`: Caffe's random seed for the fillers of the layers the weights
+    will not cover (the new classifier of a fine-tuning); None leaves
+    Caffe's own, which differs from run to run."""
     if not os.path.exists(net_path):
         raise FileNotFoundError("net prototxt not found: %s" % net_path)
+    if seed is not None:
+        caffe.set_random_seed(seed)
     return caffe.Net(net_path, phase)
 
 

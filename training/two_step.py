@@ -73,17 +73,17 @@ def init_layers(net):
     return "".join(text_format.MessageToString(layer) for layer in net.layer if layer.bottom)
 
 
-def _init(step_dir, weights, frozen_stats, param, recompute=False):
+def _init(step_dir, weights, frozen_stats, param, seed=None, recompute=False):
     """Build step_dir/init.caffemodel from `weights` by name (once per
     weights and net: its record says which). With `frozen_stats`, refuse
     weights that lack a BatchNorm layer's statistics: step 1 would run on
     empty statistics."""
     out = os.path.join(step_dir, INIT)
-    record = {"weights": records.sha1(weights), "net": init_layers(param)}
+    record = {"weights": records.sha1(weights), "net": init_layers(param), "seed": seed}
     if records.reuse_file(out, record, recompute):
         return out
     blobs = surgery.read_blobs(weights)  # junk is refused before the net is built
-    net = surgery.open_net(os.path.join(step_dir, NET))
+    net = surgery.open_net(os.path.join(step_dir, NET), seed=seed)
     copied, initialised, _ = surgery.plan(net, blobs, weights)
     bn = {l.name for l in param.layer if l.type == "BatchNorm"}
     if frozen_stats:
@@ -117,11 +117,11 @@ def fine_tune(run_dir, net_kw, weights=None, iters=geng16.SCHEDULES["large"], tw
                              "(step 1 trains the classifier on fixed features)")
         step_dir = os.path.join(run_dir, "step1")
         solver, param = write_step(step_dir, net_kw, 1, step1_iters, scale, name, solver_kw)
-        init = _init(step_dir, weights, True, param, recompute)
+        init = _init(step_dir, weights, True, param, seed, recompute)
         weights = train_stage(solver, step_dir, init, snapshot_every, gpu, seed, progress,
                               recompute=recompute)
     step_dir = os.path.join(run_dir, "step2")
     solver, param = write_step(step_dir, net_kw, 2, step2_iters, scale, name, solver_kw)
-    init = _init(step_dir, weights, False, param, recompute) if weights else None
+    init = _init(step_dir, weights, False, param, seed, recompute) if weights else None
     return train_stage(solver, step_dir, init, snapshot_every, gpu, seed, progress,
                        recompute=recompute)
