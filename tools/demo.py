@@ -2,13 +2,16 @@
 synthetic data in Market-1501's layout, on a CPU, no download.
 
 Two synthetic sets, Geng16's staged transfer with the DGDNet base
-(two-stepped fine-tuning on the target), MTDnet on the target, one report
-beside chance level and its page (experiments/demo.py `stages`); with
+(two-stepped fine-tuning on the target), MTDnet on the target, for each of
+--seeds; one report of their mean ± std beside chance level and its page
+(experiments/demo.py `stages`); with
 --unsupervised, Geng16's unsupervised transfer instead
 (`unsupervised_stages`). They run as stages of the experiments' Snakemake
 workflow in runs/demo (--run-dir): a rerun does only what changed and
-resumes an interrupted training. A model that learned nothing ends in one
-error line, exit 1, after the report is written.
+resumes an interrupted training; every job on --blas-threads OpenBLAS
+threads, --cpu-kernels haswell pinning the kernels (experiments/workflow.py
+`arithmetic`). A model that learned nothing ends in one error line, exit 1,
+after the report is written.
 """
 import os
 import sys
