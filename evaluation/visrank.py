@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from common.atomic import atomic_path
 from evaluation import cmc, market
@@ -76,7 +76,6 @@ def pick_queries(good, n=QUERIES):
 def _frame(canvas, box, colour, dashed=False):
     """A FRAME-pixel frame around `box` (left, top, right, bottom), dashed
     for junk."""
-    from PIL import ImageDraw
     pen = ImageDraw.Draw(canvas)
     left, top, right, bottom = box
     for i in range(FRAME):
@@ -102,7 +101,6 @@ def draw(ranking, out_png, n=QUERIES, top=TOP, title=None):
     queries drawn and their entries [(query index, ranked_entries)]. Each
     image is shown at CELL pixels, its two-line label above it; composed
     with PIL (a grid of matplotlib axes took seconds per picture)."""
-    from PIL import ImageDraw, ImageFont
     rule = RULES.get(ranking.protocol)
     if rule is None:
         raise ValueError("ranked lists: unknown protocol %r; known: %s"
