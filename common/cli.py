@@ -21,6 +21,8 @@ import argparse
 import sys
 import traceback
 
+DECIDES_RESULTS = False   # argument parsing and the wording of errors (common/code_fingerprint.py)
+
 BAD_INPUT = 2
 FAILURE = 1
 INTERRUPTED = 130

@@ -5,6 +5,8 @@ Bars that clear themselves when done (leave=False) take tqdm's
 `disable=None` instead: off when not on a terminal."""
 import sys
 
+DECIDES_RESULTS = False   # how often bars redraw (common/code_fingerprint.py)
+
 TERMINAL_INTERVAL = 0.1   # tqdm's default mininterval
 LOG_INTERVAL = 30         # seconds between redraws into a file or pipe
 

@@ -32,14 +32,16 @@ import sys
 import time
 
 from common.config import ROOT
+from common.layout import SPLIT, STATE
 from common import records
 from common.records import sha1
+
+DECIDES_RESULTS = False   # records where a result came from (common/code_fingerprint.py)
 
 PATCH_DIR = os.path.join(ROOT, "caffe_build", "caffe_patches")
 # The venv records the prefix that caffe_build/setup.sh wired in (used when pycaffe
 # is not imported in this process).
 PREFIX_FILE = os.path.join(ROOT, ".venv", "caffe-prefix")
-STATE = "state.json"        # training/stage.py's record of a stage's iterations
 _INVOCATIONS = []           # the entry points running in this process, outermost first
 
 
@@ -384,7 +386,7 @@ def gather(own=None, splits=(), run_dir=None, gpu=None):
 def _split_name(path):
     """A split file's name, or its stage's for the workflow's split.json."""
     name = os.path.basename(path)
-    return os.path.basename(os.path.dirname(path)) if name == "split.json" else name
+    return os.path.basename(os.path.dirname(path)) if name == SPLIT else name
 
 
 def _short(value, n=12):

@@ -12,6 +12,8 @@ import os
 
 from common.atomic import Stale, first_difference, write_text
 
+DECIDES_RESULTS = False   # records what made an output (common/code_fingerprint.py)
+
 SIDECAR = ".record.json"
 
 

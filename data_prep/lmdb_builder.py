@@ -35,6 +35,7 @@ from caffe.proto import caffe_pb2
 from common import records
 from common.progress import mininterval
 from common.atomic import atomic_path
+from common.layout import INDEX
 from data_prep.augment import augment_copies
 from data_prep.disk import disk_size, human
 from data_prep.images import load_bgr, resize_bgr
@@ -42,7 +43,6 @@ from data_prep.images import load_bgr, resize_bgr
 FORMAT = "reid-lmdb/1"
 KIND = "reid-lmdb"       # the common.atomic marker's kind
 SUBSETS = ("train", "val", "query", "gallery", "all")
-INDEX = "index.json"
 INDEX_LISTS = ("label", "pid", "cam", "source")
 COMMIT_EVERY = 1000   # entries per write transaction
 

@@ -20,9 +20,10 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from common.atomic import atomic_path
+from common.layout import LOG, STATE
 
-LOG = "train.log"
-STATE = "state.json"     # training/stage.py's record of the iterations done
+DECIDES_RESULTS = False   # a report's training curves (common/code_fingerprint.py)
+
 STEPS = ("step1", "step2")
 FIXED = ("NumIters", "Seconds", "LearningRate")   # parse_log.py's own columns
 

@@ -14,9 +14,12 @@ import json
 import os
 
 from common.atomic import write_text
+from common.layout import PAGE
 from common.provenance import blas_summary
 
-INDEX = "index.html"
+DECIDES_RESULTS = False   # a report's page (common/code_fingerprint.py)
+
+INDEX = PAGE
 
 STYLE = """
 body { font-family: sans-serif; margin: 1.5em auto; max-width: 80em; padding: 0 1em; color: #222; }

@@ -28,6 +28,7 @@ from matplotlib.figure import Figure  # no pyplot: no global backend or state
 from common import cli
 from common import provenance as prov
 from common.atomic import atomic_path, write_text
+from common.layout import CMC_PNG, PAGE, RESULTS_JSON, RESULTS_MD
 from evaluation import html_report
 
 NET = "train.prototxt"   # a training stage's net (training/two_step.py, experiments/stages.train)
@@ -178,7 +179,7 @@ def _ranked_lists(out_dir, doc, ranked_from):
             if folder is None:
                 ranking = visrank.from_report(doc)
             else:
-                with open(os.path.join(folder, "results.json")) as f:
+                with open(os.path.join(folder, RESULTS_JSON)) as f:
                     ranking = visrank.from_report(json.load(f))
             lists = visrank.draw(ranking, os.path.join(out_dir, name), title=caption)
         except (ValueError, OSError) as err:  # the numbers stand without the picture: say why
@@ -193,7 +194,7 @@ def _ranked_lists(out_dir, doc, ranked_from):
 def _first_of(doc, folder):
     """A caption's note when ranked lists show one trial of several."""
     if folder is not None:
-        with open(os.path.join(folder, "results.json")) as f:
+        with open(os.path.join(folder, RESULTS_JSON)) as f:
             doc = json.load(f)
     sources = (doc.get("meta") or {}).get("sources") or []
     return "; the first of %d trials" % len(sources) if len(sources) > 1 else ""
@@ -269,11 +270,11 @@ def write_report(out_dir, rows, title, meta=None, provenance=None, ranked_from=N
     provenance = prov.gather() if provenance is None else provenance
     os.makedirs(out_dir, exist_ok=True)
     paths = {name: os.path.join(out_dir, name)
-             for name in ("results.json", "results.md", "cmc.png", html_report.INDEX)}
+             for name in (RESULTS_JSON, RESULTS_MD, CMC_PNG, PAGE)}
     doc = {"title": title, "meta": meta or {}, "results": [_jsonable(r) for r in rows],
            "provenance": provenance}
-    write_text(paths["results.json"], json.dumps(doc, indent=1, sort_keys=True) + "\n")
-    write_text(paths["results.md"], markdown(rows, title, provenance))
+    write_text(paths[RESULTS_JSON], json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    write_text(paths[RESULTS_MD], markdown(rows, title, provenance))
     plot_cmc(rows, paths["cmc.png"], title)
     write_index(out_dir, rows, doc, ranked_from)
     return paths

@@ -22,7 +22,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from common.atomic import atomic_path
+from common.layout import RESULTS_JSON
 from evaluation import cmc, market
+
+DECIDES_RESULTS = False   # a report's ranked-list pictures (common/code_fingerprint.py)
 
 QUERIES = 8
 TOP = 10
@@ -208,6 +211,6 @@ def from_report(doc):
 
 def draw_report(report_dir, out_png, n=QUERIES, top=TOP, title=None):
     """Ranked lists of the report in `report_dir` (its results.json)."""
-    with open(os.path.join(report_dir, "results.json")) as f:
+    with open(os.path.join(report_dir, RESULTS_JSON)) as f:
         doc = json.load(f)
     return draw(from_report(doc), out_png, n, top, title or doc.get("title"))

@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from common import cli, provenance
+from common.layout import RESULTS_JSON
 from evaluation.features import load_features
 from evaluation.report import write_report
 from evaluation.trials import aggregate
@@ -104,7 +105,7 @@ def check_above_chance(figure, rank1, chance, margin=CLEAR_MARGIN):
 def _rows(report_dir, label):
     """The result rows of one report, named after their model; the paper's
     row is kept where the report had one."""
-    with open(os.path.join(report_dir, "results.json")) as f:
+    with open(os.path.join(report_dir, RESULTS_JSON)) as f:
         rows = json.load(f)["results"]
     for row in rows:
         row["name"] = "%s, %s" % (label, row["name"])
@@ -254,7 +255,7 @@ def summary_report(stage, files, out):
 def judge(report_dir, shot_split):
     """The notes under the demo's table, then cli.Failure naming the figure
     when Geng16's or MTDnet-trp's rank-1 is not clearly above chance."""
-    with open(os.path.join(report_dir, "results.json")) as f:
+    with open(os.path.join(report_dir, RESULTS_JSON)) as f:
         doc = json.load(f)
     rows, chance = doc["results"], doc["meta"]["chance_rank1"]
     geng16 = next(r for r in rows if r["name"] == GENG16_ROW)

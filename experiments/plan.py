@@ -29,20 +29,33 @@ import json
 import os
 from dataclasses import dataclass, field
 
+from common import data_fingerprint
 from evaluation.cir import PASSES
+from experiments.kinds import NAMES as KINDS, TRAINING
 from networks import geng16 as geng16_net
 from networks import mtdnet as mtdnet_net
 from networks.solver import scaled
 
-KINDS = ("split", "merge", "single_shot", "lmdb", "weights", "geng16", "mtdnet", "unsupervised",
-         "features", "scores", "report")
-TRAINING = ("geng16", "mtdnet", "unsupervised")
 HASH_CHARS = 12
 
 
 def _jsonable(value):
     """Tuples as lists, so that a config hashes the same built or reloaded."""
     return json.loads(json.dumps(value, sort_keys=True))
+
+
+@dataclass
+class External:
+    """An input that no stage makes: a dataset's folder or a weights file,
+    with the fingerprint of its content (None where it is absent: a plan
+    of data not at hand)."""
+    path: str
+    data: dict = None
+
+    def key(self):
+        """What a stage's name hashes: the content, not the path; the path
+        where the content is not known."""
+        return {"data": self.data["content"]} if self.data else os.path.abspath(self.path)
 
 
 @dataclass(eq=False)
@@ -59,12 +72,17 @@ class Stage:
         if self.kind not in KINDS:
             raise ValueError("unknown stage kind %r" % self.kind)
         self.config = _jsonable(self.config)
-        key = {"kind": self.kind, "config": self.config,
-               "inputs": {name: (i.id if isinstance(i, Stage) else os.path.abspath(i))
-                          for name, i in sorted(self.inputs.items())}}
+        self.inputs = {name: (i if isinstance(i, (Stage, External)) else External(i))
+                       for name, i in self.inputs.items()}
+        key = {"kind": self.kind, "config": self.config, "inputs": self.input_keys()}
         digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()
         self.id = "%s-%s" % (self.label.replace("/", "_").replace(" ", "_"), digest[:HASH_CHARS])
         self.path = os.path.join(self.kind, self.id)
+
+    def input_keys(self):
+        """{input name: the stage's id, or the external input's key}."""
+        return {name: (i.id if isinstance(i, Stage) else i.key())
+                for name, i in sorted(self.inputs.items())}
 
     def stages(self):
         """This stage and every stage it depends on, each once, inputs first."""
@@ -82,8 +100,8 @@ class Stage:
         return out
 
     def external(self):
-        """The existing paths this stage reads directly."""
-        return {name: i for name, i in self.inputs.items() if not isinstance(i, Stage)}
+        """{name: External} of the inputs no stage makes."""
+        return {name: i for name, i in self.inputs.items() if isinstance(i, External)}
 
 
 class Graph:
@@ -100,6 +118,10 @@ class Graph:
         for report in self.experiments[key]:
             for stage in report.stages():
                 self.by_id.setdefault(stage.id, stage)
+
+    def by_path(self, path):
+        kind, _, stage_id = path.partition("/")
+        return self.get(kind, stage_id)
 
     def get(self, kind, stage_id):
         stage = self.by_id.get(stage_id)
@@ -120,7 +142,8 @@ class Graph:
                     order.setdefault(s.id, s)
         order = list(order.values())
         return {"stages": [{"kind": s.kind, "label": s.label, "id": s.id, "config": s.config,
-                            "inputs": {n: ({"stage": i.id} if isinstance(i, Stage) else i)
+                            "inputs": {n: ({"stage": i.id} if isinstance(i, Stage) else
+                                           {"path": i.path, "data": i.data})
                                        for n, i in s.inputs.items()}} for s in order],
                 "experiments": {k: [r.id for r in rs] for k, rs in self.experiments.items()},
                 "run": self.run}
@@ -133,7 +156,7 @@ class Graph:
         for item in doc["stages"]:
             stage = Stage.__new__(Stage)
             stage.kind, stage.label, stage.config = item["kind"], item["label"], item["config"]
-            stage.inputs = {n: (g.by_id[i["stage"]] if isinstance(i, dict) else i)
+            stage.inputs = {n: (g.by_id[i["stage"]] if "stage" in i else External(**i))
                             for n, i in item["inputs"].items()}
             stage.id, stage.path = item["id"], os.path.join(item["kind"], item["id"])
             g.by_id[stage.id] = stage
@@ -198,15 +221,18 @@ def summary(graph, keys=None):
             "separate": separate, "stages": list(shared.values())}
 
 
-def plan_text(graph, keys=None):
-    """What `reproduce --plan` prints: the distinct stages, then the totals
-    with sharing and without."""
+def plan_text(graph, keys=None, status=None):
+    """What `reproduce --plan` prints: the distinct stages (each with
+    `status`'s word on it, {id: text}, where given), then the totals with
+    sharing and without."""
     s = summary(graph, keys)
+    status = status or {}
     lines = ["%d experiment(s), %d distinct stages:" % (s["experiments"], len(s["stages"]))]
     for stage in sorted(s["stages"], key=lambda st: (KINDS.index(st.kind), st.id)):
         iters, images = training_cost(stage)
         cost = "  %s iterations, %s images" % (format(iters, ","), format(images, ",")) if iters else ""
-        lines.append("  %-12s %s%s" % (stage.kind, stage.id, cost))
+        word = "  [%s]" % status[stage.id] if stage.id in status else ""
+        lines.append("  %-12s %s%s%s" % (stage.kind, stage.id, cost, word))
     a, b = s["shared"], s["separate"]
     lines.append("Training with stages shared (this workflow): %d stages, %s iterations, %s images"
                  % (a["training stages"], format(a["iterations"], ","), format(a["images"], ",")))
@@ -262,13 +288,28 @@ class Builder:
     scale: float = 1.0
     k: int = None
     seed: int = None
+    data_cache: str = None      # the store's fingerprint cache (common/data_fingerprint.py)
+    verify_data: bool = False   # hash every file's content, whatever the cache knows
+    _known: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def external(self, path):
+        """`path` as an External input, its content fingerprinted once per
+        Builder (None where it does not exist)."""
+        path = os.path.abspath(path)
+        if path not in self._known:
+            data = None
+            if os.path.exists(path):
+                data = data_fingerprint.fingerprint(
+                    path, data_fingerprint.Cache(self.data_cache), self.verify_data)
+            self._known[path] = External(path, data)
+        return self._known[path]
 
     def split(self, dataset, root=None, name=None, **protocol):
         """The split of `dataset` (data_prep's parser, `protocol` its options);
         the synthetic generator's split has no input folder: the stage makes
         its images."""
         inputs = {} if dataset == "synthetic" else {
-            "root": root or os.path.join(self.data_root, dataset)}
+            "root": self.external(root or os.path.join(self.data_root, dataset))}
         return Stage("split", name or dataset, {"dataset": dataset, "protocol": protocol}, inputs)
 
     def merged(self, name, splits, eval_from=None):
@@ -285,12 +326,12 @@ class Builder:
 
     def weights(self, name, path=None):
         """A model zoo model (fetched by its stage), or the file given."""
-        return path if path else Stage("weights", name, {"name": name})
+        return self.external(path) if path else Stage("weights", name, {"name": name})
 
     def geng16(self, label, train, weights=None, schedule="large", two_step=True, solver_kw=None,
                **net_kw):
-        if self.k:
-            net_kw["k"] = self.k
+        if self.k:   # the command's --k, where the recipe sets none
+            net_kw.setdefault("k", self.k)
         step1_pv = net_kw.pop("step1_pv", False)  # training/two_step's, not the net generator's
         net_kw = dict(full_arguments(geng16_net.geng16, net_kw), step1_pv=step1_pv)
         iters = geng16_net.SCHEDULES[schedule] if isinstance(schedule, str) else schedule
@@ -356,7 +397,8 @@ class Builder:
 
     def unsupervised(self, label, large, source, target, setup, rows, table, setting, title):
         """Geng16 §4.2's study from the large-set model `large`."""
-        setup = dict(setup, scale=self.scale, seed=self.seed, k=self.k)
+        setup = dict(setup, scale=self.scale, seed=self.seed,
+                     k=self.k if setup.get("k") is None else setup["k"])
         return Stage("unsupervised", label, dict(setup, rows=list(rows), table=table,
                                                  setting=setting, title=title),
                      {"large": large, "source": source, "target": target})

@@ -24,6 +24,7 @@ import time
 import numpy as np
 
 from data_prep.prepare import DATASETS
+from common.layout import RESULTS_JSON
 from evaluation.features import load_features
 from experiments import stages as ex
 from experiments.demo import CLEAR_MARGIN, chance_rank1
@@ -116,7 +117,7 @@ def check(dataset, root, run_dir, protocol=None, version=None, scale=1.0, progre
     evaluation = PROTOCOL.get(dataset, "single-shot")
     report = ex.evaluate_geng16(ctx, "report", [(TRIAL, weights)], split, BASE, evaluation,
                                 size=INPUT, resize=LMDB_SIZE)
-    with open(os.path.join(report, "results.json")) as f:
+    with open(os.path.join(report, RESULTS_JSON)) as f:
         rank1 = json.load(f)["results"][0]["cmc"][0]
     features = ctx.path("report.t%d.features.npz" % TRIAL)
     chance = (chance_rank1 if evaluation == "market" else chance_single_shot)(features)

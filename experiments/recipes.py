@@ -82,7 +82,7 @@ NO_DGDNET_IMAGENET_TEXT = ("no public ImageNet model of DGDNet: give --imagenet 
 def _imagenet(b, opts, base):
     if base == "googlenet":
         return b.weights("bvlc_googlenet", opts.imagenet)
-    return opts.imagenet or NO_DGDNET_IMAGENET
+    return b.external(opts.imagenet) if opts.imagenet else NO_DGDNET_IMAGENET
 
 
 # ---- Geng16 -------------------------------------------------------------

@@ -26,6 +26,7 @@ import data_prep
 from common import records
 from common.atomic import write_text
 from common.config import DATA_ROOT, MTDNET_INPUT
+from common.layout import INDEX, RESULTS_JSON
 from evaluation import cir, evaluate
 from evaluation.features import extract_to_file
 from training import mtdnet_init, surgery
@@ -146,7 +147,7 @@ def single_shot(ctx, split_path, name, trial=0, seed=0):
 
 def num_labels(lmdb_dir):
     """Classes N of a training LMDB (labels are contiguous from 0)."""
-    with open(os.path.join(lmdb_dir, "index.json")) as f:
+    with open(os.path.join(lmdb_dir, INDEX)) as f:
         return max(json.load(f)["label"]) + 1
 
 
@@ -217,7 +218,7 @@ def _report(ctx, name, **kw):
     out = ctx.path(name)
     record = {"evaluate": _inputs_record(evaluate.command_line(**kw))}
     if not (records.reuse_file(out, record, ctx.recompute)
-            and os.path.isfile(os.path.join(out, "results.json"))):
+            and os.path.isfile(os.path.join(out, RESULTS_JSON))):
         evaluate.report(out, **kw)
         records.write_record(out, record)
     return out
@@ -272,8 +273,8 @@ def evaluate_mtdnet(ctx, name, weights, query_lmdb, gallery_lmdb, test="cir", pa
         os.path.basename(os.path.normpath(query_lmdb)), "".join(flags), passes))
     options = ["--passes", str(passes)] + flags + (["--size", str(size)] if size else [])
     record = {"weights": records.sha1(weights), "options": options,
-              "query": records.sha1(os.path.join(query_lmdb, "index.json")),
-              "gallery": records.sha1(os.path.join(gallery_lmdb, "index.json"))}
+              "query": records.sha1(os.path.join(query_lmdb, INDEX)),
+              "gallery": records.sha1(os.path.join(gallery_lmdb, INDEX))}
     if not records.reuse_file(scores, record, ctx.recompute):
         result = cir.score_to_file(weights, query_lmdb, gallery_lmdb, scores,
                                    size=size or MTDNET_INPUT, passes=passes,

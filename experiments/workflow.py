@@ -1,20 +1,21 @@
-"""The experiments as one Snakemake workflow (issue 13): experiments/Snakefile
-has one rule per kind of stage (experiments/plan.py); this module is what
-the Snakefile calls (the graph of its config, each rule's inputs, params
-and resources, the job itself) and what runs it, through Snakemake's
-Python API, locally on N cores or on a Slurm cluster.
+"""The experiments as one Snakemake workflow: experiments/Snakefile has one
+rule per kind of stage (experiments/kinds/); this module is what the
+Snakefile calls (the graph of its config, each rule's inputs and
+resources, the job itself) and what runs it, through Snakemake's Python
+API, locally on N cores or on a Slurm cluster.
 
-Snakemake's own rerun triggers decide what runs: a missing output, changed
-params (a stage's configuration, the code it runs, the Caffe build), newer
-inputs. The store — every stage's folder, named after its configuration —
-is `--run-dir` (default runs/); training stages keep their snapshots in
-<store>/work/<kind>/<id>, outside the outputs Snakemake removes when a job
-fails, so a rerun resumes them.
+What runs is decided before Snakemake starts, by experiments/causes.py
+(what decides each stage's result: its configuration and data by its
+folder's name, its code, the Caffe build, the arithmetic); Snakemake makes
+the missing folders and those forced, and none of its own triggers adds to
+that. Each job writes its stage's record when it completes, so a job that
+never finished is made again. The store (experiments/store.py) is held by
+one command at a time; training stages keep their snapshots in
+<store>/work/<kind>/<id>, outside the outputs, so a rerun resumes them.
 """
 import contextlib
 import functools
 import hashlib
-import inspect
 import io
 import json
 import os
@@ -24,56 +25,24 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import cli
+from common import cli, provenance
 from common.atomic import write_text
-from common.config import ROOT
-from experiments import jobs
-from experiments.plan import KINDS, Graph, Stage, training_cost
+from experiments import causes, kinds, store as stores
+from experiments.arithmetic import arithmetic
+from experiments.plan import Graph, Stage, training_cost
 
 SNAKEFILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "Snakefile")
-MARK = ".reid-workflow"          # a store this package made (never another folder)
-CONFIG_DIR = ".workflow"         # the config of each run, by its SHA-1
-WORK = "work"                    # training snapshots, outside Snakemake's outputs
 EXECUTORS = ("local", "slurm")
+KINDS = kinds.NAMES
 
-# Memory a job asks a scheduler for (MB): GoogLeNet at Geng16's batch of 64
-# images, the MTDnet nets at 3 x 128 images, with room for the data layers.
-MEM_MB = {"geng16": 12000, "mtdnet": 12000, "unsupervised": 12000, "features": 6000,
-          "scores": 6000, "lmdb": 4000}
-DEFAULT_MEM_MB = 2000
 # Seconds per training iteration by base and device, to ask a scheduler for
-# a time limit: estimates (GPU figures are not measured here: issue 16),
-# doubled below as a margin. At least MIN_RUNTIME minutes per job.
+# a time limit: estimates (no GPU figure is measured yet), doubled below as
+# a margin. At least MIN_RUNTIME minutes per job.
 SECONDS_PER_ITER = {("googlenet", "gpu"): 0.5, ("googlenet", "cpu"): 12.0,
                     ("dgdnet", "gpu"): 0.1, ("dgdnet", "cpu"): 1.0,
                     ("mtdnet", "gpu"): 0.6, ("mtdnet", "cpu"): 25.0}
 MIN_RUNTIME = 10
-# A job's CPU arithmetic (issue 14 §1). OpenBLAS splits its work by its
-# thread count and picks its kernels by the core it detects, and both change
-# the floating-point results (measured: a seeded training's weights differ
-# between 1 and 2 threads, and between the SkylakeX and Haswell kernels).
-# So every job runs BLAS_THREADS threads whatever --cores is (Snakemake would
-# give it the rule's threads, scaled to --cores), and "haswell" runs the
-# same kernels on every CPU: Haswell's in Caffe's and NumPy's OpenBLAS, and
-# NumPy's own loops kept to the same level (AVX2, FMA; x86-64-v3).
-BLAS_THREADS = 1
-CPU_KERNELS = {"detected": {},
-               "haswell": {"OPENBLAS_CORETYPE": "Haswell",
-                           "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR"}}
-# The code each kind of stage runs: a change to it reruns the stage.
-CODE = {"data": ("common", "data_prep", "experiments/stages.py"),
-        "weights": ("common", "training/fetch_weights.py"),
-        "training": ("common", "data_prep", "layers", "networks", "training",
-                     "experiments/stages.py"),
-        "unsupervised": ("common", "data_prep", "layers", "networks", "training", "evaluation",
-                         "unsupervised", "experiments/stages.py"),
-        "evaluation": ("common", "networks", "training", "evaluation", "experiments/stages.py",
-                       "experiments/demo.py")}
-CODE_OF = {"split": "data", "merge": "data", "single_shot": "data", "lmdb": "data",
-           "weights": "weights", "geng16": "training", "mtdnet": "training",
-           "unsupervised": "unsupervised", "features": "evaluation", "scores": "evaluation",
-           "report": "evaluation"}
-USES_CAFFE = ("geng16", "mtdnet", "unsupervised", "features", "scores")
+CONFIG_ENV = "REID_WORKFLOW_CONFIG"   # the workflow's config file, for each job's command
 
 
 # ---- what the Snakefile asks ------------------------------------------------
@@ -98,59 +67,6 @@ def inputs_of(graph, kind):
     return inputs
 
 
-def params_of(graph, kind):
-    def params(wildcards):
-        return json.dumps(graph.get(kind, wildcards.id).config, sort_keys=True)
-    return params
-
-
-@functools.lru_cache(maxsize=None)
-def _code_hash(kind):
-    digest = hashlib.sha1(inspect.getsource(jobs.RUNNERS[kind]).encode())
-    files = []
-    for part in CODE[CODE_OF[kind]]:
-        path = os.path.join(ROOT, part)
-        if os.path.isfile(path):
-            files.append(path)
-        for folder, dirs, names in os.walk(path):
-            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-            files += [os.path.join(folder, n) for n in sorted(names) if n.endswith(".py")]
-    for path in files:
-        digest.update(os.path.relpath(path, ROOT).encode())
-        with open(path, "rb") as f:
-            digest.update(f.read())
-    if kind in USES_CAFFE:
-        from common import provenance
-        digest.update(json.dumps(provenance.caffe_build(), sort_keys=True).encode())
-    return digest.hexdigest()
-
-
-def arithmetic(run):
-    """{variable: value} of the environment every job of a workflow runs
-    in, from its run settings ("blas_threads", "cpu_kernels")."""
-    kernels = run.get("cpu_kernels", "detected")
-    if kernels not in CPU_KERNELS:
-        raise cli.InputError("cpu kernels %r: one of %s" % (kernels, ", ".join(CPU_KERNELS)))
-    threads = run.get("blas_threads", BLAS_THREADS)
-    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
-        raise cli.InputError("blas threads %r: a positive integer" % (threads,))
-    return dict(CPU_KERNELS[kernels], OPENBLAS_NUM_THREADS=str(threads))
-
-
-def add_arithmetic_options(parser):
-    """--blas-threads and --cpu-kernels (the run settings of `arithmetic`),
-    for the commands that run the workflow."""
-    from common.cli import positive_int
-    parser.add_argument("--blas-threads", type=positive_int, default=BLAS_THREADS,
-                        help="OpenBLAS threads of every job, whatever --cores is (default %d): "
-                             "the thread count changes a training's floating-point results"
-                             % BLAS_THREADS)
-    parser.add_argument("--cpu-kernels", choices=sorted(CPU_KERNELS), default="detected",
-                        help="detected: the BLAS and NumPy kernels of this CPU (default); "
-                             "haswell: the same kernels on every x86-64 CPU with AVX2 and FMA, "
-                             "so that a seeded CPU run gives the same numbers on each")
-
-
 def job_command(run):
     """The shell command of a job, the stage's kind and id left as the
     rule's {params.kind} and {wildcards.id}: tools.stage in the
@@ -164,20 +80,7 @@ def threads_of(graph, kind):
     """The CPU threads a job of `kind` asks for: its BLAS threads where it
     runs Caffe (the data layers' prefetch processes mostly wait), one for
     the rest."""
-    return int(arithmetic(graph.run)["OPENBLAS_NUM_THREADS"]) if kind in USES_CAFFE else 1
-
-
-def arithmetic_of(graph, kind):
-    """The params entry of `kind`'s rule for the arithmetic its jobs run
-    with: a change reruns the stages that compute with Caffe."""
-    return json.dumps(arithmetic(graph.run), sort_keys=True) if kind in USES_CAFFE else ""
-
-
-def code_version(kind):
-    """SHA-1 of the sources `kind`'s stages run (its job function in
-    experiments/jobs.py, the packages it calls, the Caffe build for those
-    that run Caffe): Snakemake's params trigger reruns them on a change."""
-    return _code_hash(kind)
+    return int(arithmetic(graph.run)["OPENBLAS_NUM_THREADS"]) if kinds.get(kind).USES_CAFFE else 1
 
 
 def runtime_minutes(stage, device):
@@ -194,30 +97,28 @@ def runtime_minutes(stage, device):
 def resource_of(graph, kind, name):
     def resource(wildcards):
         stage = graph.get(kind, wildcards.id)
-        gpu = graph.run.get("gpu") is not None and kind in USES_CAFFE
+        gpu = graph.run.get("gpu") is not None and kinds.get(kind).USES_CAFFE
         if name == "gpu":
             return 1 if gpu else 0
         if name == "runtime":
             return runtime_minutes(stage, "gpu" if gpu else "cpu")
-        return MEM_MB.get(kind, DEFAULT_MEM_MB)
+        return kinds.get(kind).MEM_MB
     return resource
-
-
-CONFIG_ENV = "REID_WORKFLOW_CONFIG"   # the workflow's config file, for each job's command
 
 
 def stage_inputs(stage):
     """{name: path} of a stage's inputs: stage folders relative to the
     store, existing files as given."""
-    return {name: (i.path if isinstance(i, Stage) else os.path.abspath(i))
+    return {name: (i.path if isinstance(i, Stage) else os.path.abspath(i.path))
             for name, i in stage.inputs.items()}
 
 
 def run_job(kind, stage_id, configfile=None):
     """One job (what tools.stage runs for each rule, in the store): the
-    stage `stage_id` of the workflow of `configfile` (default: $%s).
-    A failure raises, its one line kept for the command that ran the
-    workflow to name the stage.""" % CONFIG_ENV
+    stage `stage_id` of the workflow of `configfile` (default: $%s). Its
+    inputs are checked first; its record is written when it completes. A
+    failure raises, its one line kept for the command that ran the workflow
+    to name the stage.""" % CONFIG_ENV
     configfile = configfile or os.environ.get(CONFIG_ENV)
     if not configfile:
         raise cli.InputError("no workflow config: give --config or set %s" % CONFIG_ENV)
@@ -225,45 +126,53 @@ def run_job(kind, stage_id, configfile=None):
         config = json.load(f)
     graph = graph_of(config)
     stage = graph.get(kind, stage_id)
+    module = kinds.get(kind)
+    store = os.path.abspath(".")
     try:
-        jobs.run(stage, stage_inputs(stage), stage.path, work_dir(stage), graph.run,
-                 config.get("invocation"))
+        stores.forget(store, stage)
+        made = causes.causes(stage, arithmetic(graph.run))
+        files = {name: (kinds.main_file(i.kind, i.path) if isinstance(i, Stage)
+                        else os.path.abspath(i.path)) for name, i in stage.inputs.items()}
+        if hasattr(module, "check"):
+            module.check(stage, files)
+        if os.path.isdir(stage.path):   # a stale or unfinished output of ours
+            shutil.rmtree(stage.path)
+        trained, splits = lineage(stage)
+        record = dict(config.get("invocation") or provenance.step("experiments.workflow", []),
+                      run_dir=store, stages=trained, splits=splits, gpu=graph.run.get("gpu"),
+                      data=data_of(stage))
+        with provenance.resumed(record):
+            module.run(stage, files, stage.path, stores.work_dir(stage), graph.run)
+        stores.write_record(store, stage, made)
     except Exception as e:
-        write_text(failure_file(stage), "%d\t%s: %s\n" % (cli.exit_status(e), stage.path,
-                                                          cli.message(e)))
+        write_text(stores.failure_file(stage), "%d\t%s: %s\n" % (
+            cli.exit_status(e), stage.path, cli.message(e)))
         raise
 
 
-def work_dir(stage):
-    return os.path.join(WORK, stage.kind, stage.id)
+def lineage(stage):
+    """(training work folders, split files) of everything a stage was made
+    from: what its report draws and records."""
+    stages = stage.stages()
+    trained = [stores.work_dir(s) for s in stages if s.kind in kinds.TRAINING]
+    splits = [os.path.abspath(kinds.main_file(s.kind, s.path)) for s in stages
+              if s.kind in ("split", "merge", "single_shot")]
+    return trained, splits
 
 
-def failure_file(stage):
-    return os.path.join(CONFIG_DIR, "failed", stage.id + ".txt")
+def data_of(stage):
+    """{path: fingerprint} of the datasets and weights files a stage was
+    made from, whatever path they were read at."""
+    return {i.path: i.data for s in stage.stages() for i in s.external().values()}
 
 
 # ---- running it -------------------------------------------------------------
-
-def claim_store(store):
-    """The store is ours: new, empty, or marked by an earlier run. A folder
-    holding anything else (another tool's, or a run directory of the layout
-    before the workflow) is refused, never written into."""
-    mark = os.path.join(store, MARK)
-    if os.path.isdir(store) and os.listdir(store) and not os.path.isfile(mark):
-        old = os.path.isfile(os.path.join(store, "experiment.txt"))
-        raise cli.InputError("%s %s; give another --run-dir" % (
-            store, "is a run directory of the layout before the workflow (one folder per "
-                   "experiment)" if old else "holds files this package did not make"))
-    os.makedirs(store, exist_ok=True)
-    if not os.path.isfile(mark):
-        write_text(mark, "made by experiments/workflow.py: the stages of tools.reproduce\n")
-
 
 def write_config(store, config):
     """The run's config as a file in the store (the jobs a cluster runs read
     it too), named by its SHA-1."""
     text = json.dumps(config, sort_keys=True, indent=1, default=str)
-    path = os.path.join(store, CONFIG_DIR, "config-%s.json"
+    path = os.path.join(store, stores.CONFIG_DIR, "config-%s.json"
                         % hashlib.sha1(text.encode()).hexdigest()[:12])
     if not os.path.isfile(path):
         write_text(path, text + "\n")
@@ -312,13 +221,14 @@ def load_profile(path):
 
 def execute(store, graph, targets=None, invocation=None, cores=1, jobs_at_once=None,
             executor="local", executor_options=None, default_resources=None, latency_wait=3,
-            forceall=False, dryrun=False, quiet=False):
+            forceall=False, quiet=False, out=None):
     """Make `targets` (stage paths; default: every experiment's reports) of
-    `graph` in `store`; `invocation`: the command's provenance record, what
-    the reports record as having made them. Raises cli.Failure naming the
-    stage that failed."""
+    `graph` in `store`, holding the store; `invocation`: the command's
+    provenance record, what the reports record as having made them. What
+    runs and why (experiments/causes.py) is printed first, on `out`
+    (default stdout). Returns the decisions; raises cli.Failure naming the
+    stage that failed and why."""
     import importlib
-    from snakemake.settings import types as st
     from snakemake_interface_common.exceptions import WorkflowError
     # Snakemake's shell jobs write to the sys.stdout of the moment
     # snakemake.shell was first imported; a stream replaced since then (a
@@ -326,31 +236,57 @@ def execute(store, graph, targets=None, invocation=None, cores=1, jobs_at_once=N
     importlib.import_module("snakemake.shell").STDOUT = None
     if executor not in EXECUTORS:
         raise cli.InputError("--executor %s: one of %s" % (executor, ", ".join(EXECUTORS)))
-    claim_store(store)
-    configfile = write_config(store, {"graph": graph.to_json(), "invocation": invocation})
-    targets = graph.targets() if targets is None else targets
-    failed = os.path.join(store, CONFIG_DIR, "failed")
-    if os.path.isdir(failed):  # an earlier run's
-        shutil.rmtree(failed)
-    try:
-        with _dag(store, configfile, targets, cores, jobs_at_once, executor, default_resources,
-                  forceall, dryrun, quiet) as dag:
-            dag.execute_workflow(
-                executor="dryrun" if dryrun else executor,
-                executor_settings=_executor_settings(executor, executor_options or {}),
-                execution_settings=st.ExecutionSettings(latency_wait=latency_wait))
-    except WorkflowError as e:
-        raise cli.Failure(_failure_text(store, graph, e)) from e
+    out = out or sys.stdout
+    stores.claim(store)
+    with stores.held(store):
+        targets = graph.targets() if targets is None else targets
+        decisions = causes.decide(store, graph, targets)
+        if forceall:
+            for d in decisions:
+                d.reasons = d.reasons or [("asked", "--recompute")]
+        for line in causes.summary(decisions):
+            print(line, file=out)
+        out.flush()
+        run = [d.stage for d in decisions if d.runs]
+        if not run:
+            return decisions
+        configfile = write_config(store, {"graph": graph.to_json(), "invocation": invocation})
+        failed = os.path.join(store, stores.FAILED)
+        if os.path.isdir(failed):  # an earlier run's
+            shutil.rmtree(failed)
+        forced = [s.path for s in run if os.path.isdir(os.path.join(store, s.path))]
+        try:
+            with _dag(store, configfile, targets, cores, jobs_at_once, executor,
+                      default_resources, quiet, forcerun=forced) as dag:
+                dag.execute_workflow(
+                    executor=executor,
+                    executor_settings=_executor_settings(executor, executor_options or {}),
+                    execution_settings=_execution_settings(latency_wait))
+        except WorkflowError as e:
+            raise cli.Failure(_failure_text(store, run, e)) from e
+        unfinished = [s for s in run if stores.read_record(store, s) is None]
+        if unfinished:
+            raise cli.Failure(_failure_text(store, unfinished, None))
+    return decisions
+
+
+def _execution_settings(latency_wait):
+    from snakemake.settings import types as st
+    # whether a job finished is the stage's record's to say, not Snakemake's
+    # marker (a command killed mid-job leaves one behind)
+    return st.ExecutionSettings(latency_wait=latency_wait, ignore_incomplete=True)
 
 
 @contextlib.contextmanager
 def _dag(store, configfile, targets, cores=1, jobs_at_once=None, executor="local",
-         default_resources=None, forceall=False, dryrun=False, quiet=False, **dag_settings):
-    """Snakemake's DAG of the Snakefile on `configfile` in `store`."""
+         default_resources=None, quiet=False, **dag_settings):
+    """Snakemake's DAG of the Snakefile on `configfile` in `store`: the jobs
+    whose folders are missing and those `forcerun` names; none of
+    Snakemake's rerun triggers (file times, params, code) adds any."""
     from snakemake.api import SnakemakeApi
     from snakemake.settings import types as st
     quietness = {st.Quietness.PROGRESS, st.Quietness.RULES} if quiet else None
-    output = st.OutputSettings(quiet=quietness, dryrun=dryrun, printshellcmds=False)
+    output = st.OutputSettings(quiet=quietness, printshellcmds=False)
     with SnakemakeApi(output) as api:
         wf = api.workflow(
             resource_settings=st.ResourceSettings(
@@ -359,8 +295,8 @@ def _dag(store, configfile, targets, cores=1, jobs_at_once=None, executor="local
             config_settings=st.ConfigSettings(configfiles=[Path(configfile)]),
             storage_settings=st.StorageSettings(),
             snakefile=Path(SNAKEFILE), workdir=Path(store))
-        yield wf.dag(st.DAGSettings(targets=list(targets), forceall=forceall,
-                                    force_incomplete=True, **dag_settings))
+        yield wf.dag(st.DAGSettings(targets=list(targets), rerun_triggers=frozenset(),
+                                    **dag_settings))
 
 
 def rulegraph(graph):
@@ -371,9 +307,9 @@ def rulegraph(graph):
         doc = graph.to_json()
         for item in doc["stages"]:  # the datasets and weights need not be here: stand-ins
             for name, value in item["inputs"].items():
-                if not isinstance(value, dict):
-                    item["inputs"][name] = os.path.join(store, "inputs", item["id"], name)
-                    os.makedirs(item["inputs"][name])
+                if "stage" not in value:
+                    value["path"] = os.path.join(store, "inputs", item["id"], name)
+                    os.makedirs(value["path"])
         configfile = write_config(store, {"graph": doc})
         text = io.StringIO()
         # Snakemake 9.27 compares the setting with the enum's str, not the enum
@@ -383,14 +319,36 @@ def rulegraph(graph):
     return text.getvalue()
 
 
-def _failure_text(store, graph, error):
-    """The failed stages' own one-line messages, or Snakemake's."""
-    folder = os.path.join(store, CONFIG_DIR, "failed")
+def _failure_text(store, stages, error):
+    """Why the workflow stopped, in one line: the failed stages' own
+    messages; else the stages that did not complete (a job killed or
+    interrupted: rerunning goes on, a training from its snapshot); else
+    Snakemake's own message."""
+    folder = os.path.join(store, stores.FAILED)
     lines = []
     if os.path.isdir(folder):
         for name in sorted(os.listdir(folder)):
             with open(os.path.join(folder, name)) as f:
                 lines.append(f.read().strip().split("\t", 1)[-1])
-    text = "; ".join(lines) or ("a job did not complete (interrupted or killed; a training "
-                                "keeps its snapshot): rerun the same command to go on")
-    return "the workflow stopped: %s (log: %s)" % (text, os.path.join(store, ".snakemake", "log"))
+    log = _snakemake_log(store)
+    if lines:
+        return "the workflow stopped: %s (log: %s)" % ("; ".join(lines), log)
+    unfinished = [s.path for s in stages if stores.read_record(store, s) is None]
+    if unfinished and (error is None or "killed" in str(error).lower()
+                       or "signal" in str(error).lower() or "error in rule" in str(error).lower()):
+        return ("the workflow stopped: %s did not complete (its job was killed or interrupted; "
+                "log: %s): rerun the same command to go on%s"
+                % (unfinished[0] + (" and %d other stage(s)" % (len(unfinished) - 1)
+                                    if len(unfinished) > 1 else ""), log,
+                   ", a training from its last snapshot" if any(
+                       p.split("/")[0] in kinds.TRAINING for p in unfinished) else ""))
+    first = str(error).strip().splitlines()[0] if error is not None and str(error).strip() else \
+        type(error).__name__
+    return "the workflow stopped: Snakemake: %s (log: %s)" % (first, log)
+
+
+def _snakemake_log(store):
+    """The newest of Snakemake's logs in the store."""
+    folder = os.path.join(store, ".snakemake", "log")
+    logs = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+    return os.path.join(folder, logs[-1]) if logs else folder

@@ -22,6 +22,8 @@ from common.config import ROOT
 import caffe.draw
 from caffe.proto import caffe_pb2
 
+DECIDES_RESULTS = False   # pictures of nets (common/code_fingerprint.py)
+
 PROTOTXT = os.path.join(ROOT, "prototxt")
 SELECTED = {"geng16": ("geng16_train", "geng16_deploy", "dgdnet_train"),
             "unsupervised": ("autoencoder_train",)}

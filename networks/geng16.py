@@ -92,6 +92,11 @@ def _hw(size):
     return (size, size) if isinstance(size, int) else tuple(size)
 
 
+def input_shape(base="googlenet", size=None):
+    """(height, width) of a base's input at `size` (None: the base's own)."""
+    return _hw(BASES[base][1] if size is None else size)
+
+
 def _data(n, data, batch, size, source, k, m, seed):
     h, w = _hw(size)
     if data == "input":

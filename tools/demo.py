@@ -20,7 +20,9 @@ from dataclasses import asdict
 
 from common import cli, provenance
 from common.config import RUNS_ROOT
-from experiments import demo, jobs, recipes, workflow
+from common.layout import CMC_PNG, PAGE, RESULTS_MD
+from experiments import demo, kinds, recipes, workflow
+from experiments.arithmetic import add_arithmetic_options
 
 
 def main(argv=None):
@@ -36,7 +38,7 @@ def main(argv=None):
     ap.add_argument("--seeds", type=cli.seed_list, default=demo.SEEDS,
                     help="training seeds, each a run of its own on the same data; the report "
                          "is their mean ± std (default: %s)" % ",".join(map(str, demo.SEEDS)))
-    workflow.add_arithmetic_options(ap)
+    add_arithmetic_options(ap)
     ap.add_argument("--recompute", action="store_true",
                     help="rerun every stage, even those up to date")
     args = ap.parse_args(argv)
@@ -59,18 +61,18 @@ def main(argv=None):
                          forceall=args.recompute)
     (report,) = graph.experiments[key]
     folder = os.path.join(store, report.path)
-    with open(os.path.join(folder, "results.md")) as f:
+    with open(os.path.join(folder, RESULTS_MD)) as f:
         print(f.read())
     checks = []
     if not args.unsupervised:
-        notes, checks = demo.judge(folder, jobs.main_file("single_shot", os.path.join(
+        notes, checks = demo.judge(folder, kinds.main_file("single_shot", os.path.join(
             store, report.inputs["shot"].path)))
         for line in notes:
             print(line)
     print("Report: %s (CMC plot: %s); %.1f min." % (
-        os.path.join(folder, "results.md"), os.path.join(folder, "cmc.png"),
+        os.path.join(folder, RESULTS_MD), os.path.join(folder, CMC_PNG),
         (time.time() - start) / 60))
-    print("Page: %s" % os.path.join(folder, "index.html"))
+    print("Page: %s" % os.path.join(folder, PAGE))
     for figure, rank1, chance in checks:
         demo.check_above_chance(figure, rank1, chance)
     return 0

@@ -16,6 +16,7 @@ import sys
 
 from common import cli
 from common.config import RUNS_ROOT
+from common.layout import RESULTS_MD
 from experiments.quick_check import DATASET_CHOICES, ITERS, SEED, check, result_line
 from training.stage import Stopped
 
@@ -44,7 +45,7 @@ def main(argv=None):
     except Stopped as stop:  # the stage's snapshot is saved and was said: no error line
         return stop.status
     print(result_line(res))
-    print("Report: %s" % os.path.join(res["report"], "results.md"))
+    print("Report: %s" % os.path.join(res["report"], RESULTS_MD))
     if not res["ok"]:
         raise cli.Failure("quick_check: %s rank-1 %.2f%%: %s" % (
             res["dataset"], 100 * res["rank1"], res["verdict"]))

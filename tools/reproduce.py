@@ -41,8 +41,10 @@ from dataclasses import asdict, fields
 
 from common import cli, provenance
 from common.config import DATA_ROOT, RUNS_ROOT
+from common.layout import PAGE, RESULTS_MD
 from data_prep.augment import COPIES
-from experiments import recipes, workflow
+from experiments import causes, recipes, store as stores, workflow
+from experiments.arithmetic import add_arithmetic_options
 from experiments.plan import plan_text
 from layers.pair_generation import PAIRS
 from networks import mtdnet as mtdnet_net
@@ -64,12 +66,13 @@ def check_inputs(graph):
     """The datasets and weights files the stages read exist: refused here,
     in one line, not in a job."""
     for stage in graph.by_id.values():
-        for name, path in stage.external().items():
-            if path == recipes.NO_DGDNET_IMAGENET:
+        for name, given in stage.external().items():
+            if given.path == recipes.NO_DGDNET_IMAGENET:
                 raise ValueError(recipes.NO_DGDNET_IMAGENET_TEXT)
-            if not os.path.exists(path):
+            if not os.path.exists(given.path):
                 what = "dataset folder" if stage.kind == "split" else "file"
-                raise FileNotFoundError("%s not found: %s (stage %s)" % (what, path, stage.path))
+                raise FileNotFoundError("%s not found: %s (stage %s)" % (what, given.path,
+                                                                       stage.path))
 
 
 def executor_options(pairs):
@@ -105,6 +108,9 @@ def build_parser():
                     help="print the workflow's rule graph (Snakemake's --rulegraph, DOT), run "
                          "nothing")
     ap.add_argument("--data-root", default=DATA_ROOT)
+    ap.add_argument("--verify-data", action="store_true",
+                    help="hash every dataset file's content, even where the store knows its "
+                         "listing (size and time): finds an image rewritten with both kept")
     ap.add_argument("--run-dir", default=RUNS_ROOT,
                     help="the stages' store, shared by every experiment (default runs/)")
     ap.add_argument("--scale", type=cli.positive_float, default=1.0,
@@ -143,7 +149,7 @@ def build_parser():
                          "default-resources), e.g. cluster/slurm")
     ap.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
                     help="a setting of snakemake-executor-plugin-slurm, e.g. status_command=squeue")
-    workflow.add_arithmetic_options(ap)
+    add_arithmetic_options(ap)
     ap.add_argument("--recompute", action="store_true",
                     help="rerun every stage of these experiments, even those up to date")
     return ap
@@ -160,14 +166,19 @@ def main(argv=None):
     opts = recipes.Options(args.trials, args.imagenet and os.path.abspath(args.imagenet),
                            args.caffenet and os.path.abspath(args.caffenet), args.augment,
                            args.pairs, args.step1_pv, args.rnk_net, args.prid_lr)
+    # the store's cache of dataset fingerprints, once the store is ours
+    ours = os.path.isfile(os.path.join(store, stores.MARK))
     options = dict(asdict(opts), data_root=os.path.abspath(args.data_root), scale=args.scale,
-                   k=args.k, seed=args.seed)
+                   k=args.k, seed=args.seed, verify_data=args.verify_data,
+                   data_cache=os.path.join(store, stores.DATA_CACHE) if ours else None)
     config = {"experiments": keys, "options": options,
               "run": {"gpu": args.gpu, "snapshot_every": args.snapshot_every, "progress": True,
                       "blas_threads": args.blas_threads, "cpu_kernels": args.cpu_kernels}}
     graph = recipes.graph(config)
     if args.plan:
-        print(plan_text(graph))
+        decisions = causes.decide(store, graph)
+        print(plan_text(graph, status={d.stage.id: causes.describe(d) for d in decisions}))
+        print("In %s: %s" % (store, "\n".join(causes.summary(decisions))))
         return 0
     if args.rulegraph:
         sys.stdout.write(workflow.rulegraph(graph))
@@ -191,10 +202,10 @@ def main(argv=None):
                          forceall=args.recompute, **run)
     reports = [os.path.join(store, path) for path in graph.targets()]
     for path in reports:
-        with open(os.path.join(path, "results.md")) as f:
+        with open(os.path.join(path, RESULTS_MD)) as f:
             print(f.read())
     for path in reports:   # the pages last (issue 15 §3)
-        print("Page: %s" % os.path.join(path, "index.html"))
+        print("Page: %s" % os.path.join(path, PAGE))
     return 0
 
 

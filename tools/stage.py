@@ -5,7 +5,7 @@ import sys
 
 from common import cli
 from experiments import workflow
-from experiments.plan import KINDS
+from experiments.kinds import NAMES as KINDS
 from training.stage import Stopped
 
 

@@ -57,18 +57,16 @@ import traceback
 import numpy as np
 from google.protobuf import text_format
 
-from common import caffe_env, cli, records
+from common import caffe_env, cli, code_fingerprint, records
 from common.progress import mininterval
 from common.atomic import atomic_path, read_marker, write_marker, write_text
-from data_prep.lmdb_builder import INDEX, read_index
+from common.layout import FINAL, INDEX, LOG, STATE
+from data_prep.lmdb_builder import read_index
 from training import multi_gpu, surgery
 from training.multi_gpu import Stopped
 import caffe
 from caffe.proto import caffe_pb2
 
-STATE = "state.json"
-FINAL = "final.caffemodel"
-LOG = "train.log"
 LOCK = ".train.lock"
 LOCK_TRIES = 20
 KIND = "training stage"
@@ -190,7 +188,9 @@ def check_labels(net, where):
 def stage_record(param, weights, ranks):
     """What makes a stage's weights: the net (its LMDB paths replaced by
     their indexes' SHA-1, so a moved run directory is the same run) and the
-    solver text (paths dropped), the initial weights' SHA-1, the processes."""
+    solver text (paths dropped), the initial weights' SHA-1, the processes,
+    and the code: this training loop and the Python layers the net names
+    (common/code_fingerprint.py)."""
     original, where = multi_gpu.train_net(param)
     net = caffe_pb2.NetParameter.FromString(original.SerializeToString())
     data = {}
@@ -208,9 +208,12 @@ def stage_record(param, weights, ranks):
     solver = caffe_pb2.SolverParameter.FromString(param.SerializeToString())
     for field in ("net", "train_net", "test_net", "snapshot_prefix"):
         solver.ClearField(field)
-    return {"net": text_format.MessageToString(net), "solver": text_format.MessageToString(solver),
+    net_text = text_format.MessageToString(net)
+    # the loop and every Python layer the net names decide the weights too
+    code = code_fingerprint.fingerprint([__name__] + code_fingerprint.python_layer_modules(net_text))
+    return {"net": net_text, "solver": text_format.MessageToString(solver),
             "data": data, "weights": records.sha1(weights) if weights else None,
-            "processes": ranks}, original, where
+            "processes": ranks, "code": code}, original, where
 
 
 # --- the run directory --------------------------------------------------------

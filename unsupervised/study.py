@@ -25,10 +25,12 @@ import numpy as np
 
 from common import records
 from common.atomic import write_text
+from common.layout import RESULTS_JSON
 from data_prep.split_format import load_split
 from experiments import stages as ex
 from evaluation.features import load_features, save_features
 from evaluation.report import write_report
+from networks.geng16 import K as geng16_k
 from unsupervised import cotraining, self_training
 
 # Autoencoder iterations on the source, then the target features: the paper
@@ -60,6 +62,32 @@ class Setup:
     ae_iters: tuple = (AE_PRETRAIN_ITERS, AE_TARGET_ITERS)
     rounds: dict = field(default_factory=lambda: {"self_training": self_training.ROUNDS,
                                                   "co_training": cotraining.ROUNDS})
+
+
+def _train_identities(split_path):
+    split = load_split(split_path)
+    return {split["images"][i]["pid"] for i in split["trials"][0]["train"]}
+
+
+def _camera_a_images(split_path):
+    split = load_split(split_path)
+    cams = [split["images"][i]["cam"] for i in split["trials"][0]["train"]]
+    return sum(c == min(cams) for c in cams) if cams else 0
+
+
+def check_setup(setup, source_split, target_split, where):
+    """What the study's data must satisfy for its batches of K identities,
+    checked before any of its training: the labelled source set (the
+    gradient-reversal model) and the target's soft labels, one class per
+    camera-A training image (self- and co-training)."""
+    k = setup.k or geng16_k
+    for what, count in (("identities in the training half of the source split %s"
+                         % source_split, len(_train_identities(source_split))),
+                        ("soft-label classes (camera-A training images) in the target split %s"
+                         % target_split, _camera_a_images(target_split))):
+        if k > count:
+            raise ValueError("k=%d identities per batch, but there are %d %s (stage %s)"
+                             % (k, count, what, where))
 
 
 def _test_features(ctx, name, weights, split_path, setup):
@@ -215,7 +243,7 @@ def run(ctx, source_weights, source_split, target_split, setup, rows=ROWS, paper
             spec = "geng16:table7:Ours:" + paper_setting
         report = ex._report(ctx, "eval_" + row, features=[files[row]], protocol=setup.protocol,
                             title=NAMES[row], paper=spec)
-        with open(os.path.join(report, "results.json")) as f:
+        with open(os.path.join(report, RESULTS_JSON)) as f:
             for r in json.load(f)["results"]:
                 r["name"] = "%s, %s" % (NAMES[row], r["name"])
                 report_rows.append(r)

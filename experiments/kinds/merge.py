@@ -1,0 +1,20 @@
+"""merge: several splits as one, identities offset so that none collide
+(Geng16 §5.3: CUHK03 + Market for the small sets; MTDnet-aug)."""
+import os
+
+import data_prep
+from common.layout import SPLIT
+
+MAIN = SPLIT
+USES_CAFFE = False
+MEM_MB = 2000
+
+
+def code(config):
+    return [__name__]
+
+
+def run(stage, files, out, work, settings):
+    os.makedirs(out, exist_ok=True)
+    data_prep.merge_splits([files["split%d" % i] for i in range(len(files))],
+                           out=os.path.join(out, SPLIT), eval_from=stage.config["eval_from"])

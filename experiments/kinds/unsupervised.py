@@ -1,0 +1,42 @@
+"""unsupervised: Geng16 §4.2's study on an unlabelled target, every model
+of Tables 7 and 9 from the supervised source model (unsupervised/study.py),
+its rounds of fine-tuning inside the stage's work folder."""
+import os
+import shutil
+
+from common.code_fingerprint import python_layer_modules
+from common.layout import RESULTS_MD
+from experiments.kinds.job import context
+from networks import geng16 as geng16_net
+from networks import unsupervised as unsupervised_net
+from unsupervised import study
+
+MAIN = None
+USES_CAFFE = True
+MEM_MB = 12000
+
+
+def _setup(config):
+    return study.Setup(base=config["base"], iters=config["iters"], protocol=config["protocol"],
+                       size=config["size"], lmdb_size=config["lmdb_size"],
+                       solver_kw=config["solver_kw"], k=config["k"], ae_iters=config["ae_iters"],
+                       rounds=config["rounds"])
+
+
+def code(config):
+    nets = [geng16_net.net_text(geng16_net.geng16(base=config["base"]), "geng16"),
+            geng16_net.net_text(unsupervised_net.domain_adversarial(config["base"], 2),
+                                "domain_adversarial")]
+    return [__name__] + sorted({m for text in nets for m in python_layer_modules(text)})
+
+
+def check(stage, files):
+    study.check_setup(_setup(stage.config), files["source"], files["target"], stage.path)
+
+
+def run(stage, files, out, work, settings):
+    c = stage.config
+    paths, _ = study.run(context(stage, work, settings), files["large"], files["source"],
+                         files["target"], _setup(c), c["rows"], c["table"], c["setting"],
+                         c["title"])
+    shutil.copytree(os.path.dirname(paths[RESULTS_MD]), out)

@@ -1,0 +1,18 @@
+"""weights: a model zoo model (training/fetch_weights.py), checked against
+its published checksum."""
+from common.config import WEIGHTS_ROOT
+from common.layout import FINAL
+from experiments.kinds.job import publish
+from training.fetch_weights import fetch
+
+MAIN = FINAL
+USES_CAFFE = False
+MEM_MB = 2000
+
+
+def code(config):
+    return [__name__]
+
+
+def run(stage, files, out, work, settings):
+    publish(fetch(stage.config["name"], WEIGHTS_ROOT), work, out)
