@@ -67,9 +67,10 @@ def invocation(module, argv, options=None, run_dir=None, gpu=None):
 @contextlib.contextmanager
 def resumed(record):
     """An invocation's record (invocation's, or one a workflow job was
-    handed: step()'s fields with run_dir, gpu, and optionally "stages" and
-    "splits", the training folders under run_dir and the split files its
-    reports were made from) as the command of the reports written inside."""
+    handed: step()'s fields with run_dir, gpu, and optionally "stages",
+    "splits" and "data", the training folders under run_dir, the split
+    files and the fingerprints of the datasets its reports were made from)
+    as the command of the reports written inside."""
     _INVOCATIONS.append(record)
     try:
         yield record
@@ -324,7 +325,7 @@ def split_checksums(paths):
 
 def run_splits(run_dir):
     """The split files an experiment made under its run directory
-    (experiments/stages.split writes <run_dir>/data/<name>.json; the
+    (steps/stages.split writes <run_dir>/data/<name>.json; the
     records beside some of them are not splits)."""
     if not run_dir:
         return []
@@ -375,6 +376,8 @@ def gather(own=None, splits=(), run_dir=None, gpu=None):
         "splits": split_checksums(list(dict.fromkeys(list(splits) + (
             top["splits"] if "splits" in top else run_splits(run_dir))))),
         "run_dir": os.path.abspath(run_dir) if run_dir else None,
+        # the datasets and weights files by content, and where they were read
+        "data": top.get("data", {}),
         "stage_iterations": stage_iterations(run_dir, top.get("stages")),
         "wall_time_s": round(now - top["started"], 3),
         "finished": datetime.datetime.fromtimestamp(now, datetime.timezone.utc)
@@ -430,6 +433,10 @@ def footer(doc):
     if doc.get("splits"):
         lines.append("Splits (SHA-1): " + ", ".join(
             "%s %s" % (_split_name(p), _short(s)) for p, s in doc["splits"].items()))
+    if doc.get("data"):
+        lines.append("Data (content fingerprint): " + ", ".join(
+            "%s %s (%d files)" % (p, _short(d["content"], 16), d["files"])
+            for p, d in sorted(doc["data"].items()) if d))
     if doc.get("stage_iterations"):
         lines.append("Trained (iterations): " + ", ".join(
             "%s %s" % (k, v) for k, v in sorted(doc["stage_iterations"].items())))

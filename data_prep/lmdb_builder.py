@@ -37,7 +37,7 @@ from common.progress import mininterval
 from common.atomic import atomic_path
 from common.layout import INDEX
 from data_prep.augment import augment_copies
-from data_prep.disk import disk_size, human
+from data_prep.disk import disk_size, human, write_failure
 from data_prep.images import load_bgr, resize_bgr
 
 FORMAT = "reid-lmdb/1"
@@ -134,7 +134,10 @@ def build_lmdb(split, out_dir, height, width, trial=0, subset="train", augment=0
     out_dir = os.path.abspath(out_dir)
     record = lmdb_record(split_sha1(split, split_path), trial, subset, height, width, augment, seed)
     with atomic_path(out_dir, is_dir=True, kind=KIND, record=record) as tmp:
-        env = lmdb.open(tmp, map_size=map_size, subdir=True, meminit=False)
+        try:
+            env = lmdb.open(tmp, map_size=map_size, subdir=True, meminit=False)
+        except (lmdb.Error, OSError) as e:
+            raise write_failure(out_dir, e, count * entry_bytes) from None
         try:
             txn = env.begin(write=True)
             n = 0
@@ -155,10 +158,13 @@ def build_lmdb(split, out_dir, height, width, trial=0, subset="train", augment=0
                         txn.commit()
                         txn = env.begin(write=True)
             txn.commit()
+            with open(os.path.join(tmp, INDEX), "w") as f:
+                json.dump(index, f)
+        except (lmdb.Error, OSError) as e:
+            # LMDB reports a full disk as an I/O error of its commit
+            raise write_failure(out_dir, e, count * entry_bytes) from None
         finally:
             env.close()
-        with open(os.path.join(tmp, INDEX), "w") as f:
-            json.dump(index, f)
     if verbose:
         ids = {pid for pid in index["pid"] if pid > 0}  # junk (-1) and distractors (0) are no one
         print("LMDB %s: %d images (%d sources x %d), %d identities, %d cameras, %s on disk"

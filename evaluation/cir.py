@@ -36,6 +36,12 @@ from training import surgery
 from networks import mtdnet as netgen
 
 PASSES = 8          # both orders × flips (the authors' test code)
+# What ranks the gallery in an MTDnet test: the CIR scores of the
+# classification head, or the distances of a 512-D ranking feature; and the
+# feature scored in the same run (score_to_file's trp / rnk). One scoring
+# run of a multi-task model gives both CIR and -trp.
+MTDNET_TESTS = {"cir": ("scores", "trp"), "trp": ("trp_distances", "trp"),
+                "rnk": ("rnk_distances", "rnk")}
 TRUNK_BATCH = 64
 HEAD_BATCH = 256    # pairs per head forward
 CMC_RANKS = (1, 5, 10)  # Table 1

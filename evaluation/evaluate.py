@@ -28,7 +28,7 @@ import sys
 
 import numpy as np
 
-from common import cli, provenance
+from common import provenance
 from data_prep.split_format import load_split
 from evaluation import papers
 from evaluation.cmc import REPEATS, single_shot_cmc
@@ -38,9 +38,9 @@ from evaluation.multi_query import POOLING, pool_features
 from evaluation.report import warning, write_report
 from evaluation.trials import aggregate
 from evaluation.features import load_features
+from evaluation.score_matrix import load_matrix
 
 PROTOCOLS = ("market", "single-shot")
-MATRIX_KEYS = ("q_pids", "q_cams", "g_pids", "g_cams")
 
 
 def valid_single_shot(q_pids, q_cams, g_pids, g_cams):
@@ -127,24 +127,6 @@ def result_rows(per_trial, paper=None):
     return rows
 
 
-def load_matrix(path, key):
-    """(matrix, q_pids, q_cams, g_pids, g_cams) of a --matrix .npz."""
-    try:
-        z = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise FileNotFoundError("score matrix file not found: %s" % path) from None
-    except (ValueError, OSError) as err:
-        raise ValueError("%s: not a score matrix .npz (%s)" % (path, cli.message(err))) from None
-    if not isinstance(z, np.lib.npyio.NpzFile):
-        raise ValueError("%s: a single array (.npy); --matrix takes an .npz holding '%s' and %s"
-                         % (path, key, ", ".join(MATRIX_KEYS)))
-    with z:
-        missing = [k for k in (key,) + MATRIX_KEYS if k not in z.files]
-        if missing:
-            raise ValueError("%s: no key '%s'; keys: %s" % (path, missing[0], ", ".join(z.files)))
-        return tuple(z[k] for k in (key,) + MATRIX_KEYS)
-
-
 def _split_files(split, features):
     """The split files the evaluation read: `split`, else each features
     file's own (its meta)."""
@@ -164,7 +146,7 @@ def command_line(protocol, features=None, matrix=None, key="scores", similarity=
                  title=None):
     """The `python -m tools.evaluate` arguments (without --out) of this
     evaluation, defaults left out: the step a report records, and what
-    experiments/stages.py records as having made a report."""
+    steps/stages.py records as having made a report."""
     argv = ["--features"] + list(features) if features is not None else ["--matrix", matrix,
                                                                           "--key", key]
     argv += ["--protocol", protocol]

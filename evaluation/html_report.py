@@ -81,6 +81,9 @@ def _provenance(doc):
         ("Options", ", ".join("%s=%s" % (k, json.dumps(v)) for k, v in sorted(options.items()))),
         ("Data checksums (SHA-1)", ", ".join("%s %s" % (os.path.basename(p), s)
                                              for p, s in (doc.get("splits") or {}).items())),
+        ("Data (content fingerprint)", ", ".join(
+            "%s %s (%d files)" % (p, d["content"][:16], d["files"])
+            for p, d in sorted((doc.get("data") or {}).items()) if d) or "synthetic, made here"),
         ("Trained (iterations)", ", ".join("%s %s" % kv for kv in
                                            sorted((doc.get("stage_iterations") or {}).items()))),
         ("Software", ", ".join("%s %s" % kv for kv in sorted((doc.get("versions") or {}).items()))),

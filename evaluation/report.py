@@ -29,9 +29,10 @@ from common import cli
 from common import provenance as prov
 from common.atomic import atomic_path, write_text
 from common.layout import CMC_PNG, PAGE, RESULTS_JSON, RESULTS_MD
-from evaluation import html_report
+from evaluation import curves, html_report, visrank
+from networks import diagrams
 
-NET = "train.prototxt"   # a training stage's net (training/two_step.py, experiments/stages.train)
+NET = "train.prototxt"   # a training stage's net (training/two_step.py, steps/stages.train)
 DIAGRAMS = ".diagrams"   # in the run's folder: each net's picture, drawn once for every report
 
 RANKS = (1, 5, 10, 20)       # the ranks of Geng16 Tables 6 and 9 (MTDnet Table 1: 1, 5, 10)
@@ -167,7 +168,6 @@ def _ranked_lists(out_dir, doc, ranked_from):
     """(figures, notes) of the ranked lists: of the evaluation this report
     made (its meta names the evaluated file), or of the reports
     `ranked_from` = [(caption, report folder)]."""
-    from evaluation import visrank
     if ranked_from is None:
         ranked_from = [(doc["title"], None)] if doc["meta"].get("sources") else []
     figures, notes = [], []
@@ -204,8 +204,6 @@ def _stage_sections(out_dir, provenance):
     """A page section per training stage of the run (provenance's
     stage_iterations): its curves (Caffe's parse_log.py) and net diagram
     (caffe.draw), one diagram per distinct net."""
-    from networks import diagrams
-    from evaluation import curves
     run_dir = provenance.get("run_dir")
     if not run_dir:
         return []

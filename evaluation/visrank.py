@@ -23,7 +23,12 @@ from PIL import Image, ImageDraw, ImageFont
 
 from common.atomic import atomic_path
 from common.layout import RESULTS_JSON
+from data_prep.lmdb_builder import LmdbImages
+from data_prep.split_format import load_split
 from evaluation import cmc, market
+from evaluation.distance import euclidean
+from evaluation.features import load_features
+from evaluation.score_matrix import load_matrix
 
 DECIDES_RESULTS = False   # a report's ranked-list pictures (common/code_fingerprint.py)
 
@@ -158,9 +163,6 @@ def _rgb(path):
 def from_features(path, protocol):
     """The Ranking of a features file: Euclidean distances (Geng16 SIR),
     images from the split the file was extracted from."""
-    from data_prep.split_format import load_split
-    from evaluation.distance import euclidean
-    from evaluation.features import load_features
     subsets, meta = load_features(path)
     if "split" not in meta:
         raise ValueError("%s names no split (meta 'split'), so its images are unknown" % path)
@@ -178,8 +180,6 @@ def from_features(path, protocol):
 def from_scores(path, key, protocol, similarity):
     """The Ranking of a score matrix (evaluation/cir.py, tools.mtdnet_cir --out): images from
     the query and gallery LMDBs it names (q_lmdb, g_lmdb)."""
-    from data_prep.lmdb_builder import LmdbImages
-    from evaluation.evaluate import load_matrix
     matrix, q_pids, q_cams, g_pids, g_cams = load_matrix(path, key)
     with np.load(path, allow_pickle=False) as z:
         if "q_lmdb" not in z.files or "g_lmdb" not in z.files:

@@ -37,7 +37,9 @@ from common.layout import RESULTS_JSON
 from evaluation.features import load_features
 from evaluation.report import write_report
 from evaluation.trials import aggregate
-from experiments.plan import MTDNET_LMDB, Stage
+from experiments.plan import Stage
+from networks.mtdnet import LMDB_SIZE as MTDNET_LMDB
+from unsupervised import study
 
 SOURCE = dict(num_ids=60, seed=1)     # the stand-in pretraining set
 TARGET = dict(num_ids=200, seed=0)    # 100 train / 100 test identities (generator's halves)
@@ -63,7 +65,7 @@ MTDNET_LR = 0.01
 SEEDS = (0, 1, 2)
 MTDNET_PASSES = 2                     # CIR: both orders (the authors' 8 add flips)
 # MTDnet is tested single-shot (one query and one gallery image per test
-# person, experiments/stages.single_shot): CIR scores every pair through
+# person, steps/stages.single_shot): CIR scores every pair through
 # conv3 … fc8, about 150 pairs/s here, so Market's 439 × 1,015 would take
 # most of an hour.
 # The demo fails (exit 1, one line naming the figure) instead of reporting a
@@ -142,6 +144,38 @@ class Settings:
             raise ValueError("demo seeds %r: give distinct integers >= 0" % (self.seeds,))
 
 
+def settings_from(path, **given):
+    """Settings from a JSON file of some of its fields (the others at their
+    defaults), `given` over them: a smaller demo for a test or a lesson.
+    An unknown field or a value of another type is refused, naming it."""
+    with open(path) as f:
+        try:
+            doc = json.load(f)
+        except ValueError as e:
+            raise ValueError("%s: not JSON (%s)" % (path, e)) from None
+    if not isinstance(doc, dict):
+        raise ValueError("%s: give an object of the demo's settings" % path)
+    defaults = asdict(Settings())
+    for key, value in doc.items():
+        if key not in defaults:
+            raise ValueError("%s: %r is no setting of the demo (known: %s)"
+                             % (path, key, ", ".join(defaults)))
+        if not _same_kind(value, defaults[key]):
+            raise ValueError("%s: %s = %s, but the demo takes a %s there"
+                             % (path, key, json.dumps(value), type(defaults[key]).__name__))
+    return Settings(**dict(doc, **{k: v for k, v in given.items() if v is not None}))
+
+
+def _same_kind(value, default):
+    """Whether a JSON value can stand for a setting whose default is `default`."""
+    if default is None or isinstance(default, (dict, str)):
+        return default is None or isinstance(value, type(default))
+    if isinstance(default, tuple):
+        return isinstance(value, list)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and (
+        isinstance(default, float) or isinstance(value, int))
+
+
 PAPER = "geng16:table8:Market / DGDNet / SID + PV / NO"
 TITLE = "Demo: synthetic Market-layout target"
 # The demo's evaluations as its report names them, in its order.
@@ -207,12 +241,11 @@ def stages(b, s):
 def unsupervised_stages(b, s):
     """Geng16 §4.2 on the synthetic target without its labels: every
     Table 9 model from the demo's source model (unsupervised/study.py)."""
-    from experiments.recipes import UNSUPERVISED_ROWS, study_setup
     b = replace(b, seed=s.seeds[0])   # the study runs with the first seed
     source, target, model = _data(b, s)
-    setup = study_setup(base=s.base, iters=s.finetune_iters, protocol="market", size=s.input,
+    setup = study.setup_config(base=s.base, iters=s.finetune_iters, protocol="market", size=s.input,
                         lmdb_size=s.lmdb_size, solver_kw=dict(base_lr=s.finetune_lr), k=s.k)
-    return [b.unsupervised("demo_unsupervised", model, source, target, setup, UNSUPERVISED_ROWS,
+    return [b.unsupervised("demo_unsupervised", model, source, target, setup, study.ROWS,
                            "table9", None, "Demo: unsupervised transfer to the synthetic target")]
 
 

@@ -30,9 +30,10 @@ import os
 from dataclasses import dataclass, field
 
 from common import data_fingerprint
-from evaluation.cir import PASSES
+from evaluation.cir import MTDNET_TESTS, PASSES
 from experiments.kinds import NAMES as KINDS, TRAINING
 from networks import geng16 as geng16_net
+from networks.geng16 import LMDB_SIZE as GENG16_LMDB
 from networks import mtdnet as mtdnet_net
 from networks.solver import scaled
 
@@ -55,7 +56,7 @@ class External:
     def key(self):
         """What a stage's name hashes: the content, not the path; the path
         where the content is not known."""
-        return {"data": self.data["content"]} if self.data else os.path.abspath(self.path)
+        return {"data": self.data["content"]} if self.data else self.path
 
 
 @dataclass(eq=False)
@@ -72,7 +73,8 @@ class Stage:
         if self.kind not in KINDS:
             raise ValueError("unknown stage kind %r" % self.kind)
         self.config = _jsonable(self.config)
-        self.inputs = {name: (i if isinstance(i, (Stage, External)) else External(i))
+        self.inputs = {name: (i if isinstance(i, (Stage, External)) else
+                              External(os.path.abspath(i)))
                        for name, i in self.inputs.items()}
         key = {"kind": self.kind, "config": self.config, "inputs": self.input_keys()}
         digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()
@@ -244,21 +246,6 @@ def plan_text(graph, keys=None, status=None):
 
 
 # ---- building a graph ---------------------------------------------------
-
-# LMDB image sizes: a margin around each net's input for the data layer's
-# random crop (Geng16: GoogLeNet's 224 crops of 256 × 256 images, as BVLC's
-# ImageNet recipe; DGDNet: its 144 × 56 input in 160 × 64, Xiao et al.).
-GENG16_LMDB = {"googlenet": (256, 256), "dgdnet": (160, 64)}
-# MTDnet's code stretches each whole 64 × 128 crop to the input (REFERENCE.md
-# §3): the LMDB keeps that size and the data layer does the stretching.
-MTDNET_LMDB = (128, 64)
-# What ranks the gallery in an MTDnet test: the CIR scores of the
-# classification head, or the distances of a 512-D ranking feature; and the
-# feature scored in the same run (evaluation.cir.score_to_file's trp / rnk).
-# One scoring run of a multi-task model gives both CIR and -trp.
-MTDNET_TESTS = {"cir": ("scores", "trp"), "trp": ("trp_distances", "trp"),
-                "rnk": ("rnk_distances", "rnk")}
-
 
 # A net's arguments the stage sets from its inputs when it runs.
 RUN_TIME_ARGS = ("data", "source", "aux_source", "num_ids")

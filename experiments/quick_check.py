@@ -26,7 +26,7 @@ import numpy as np
 from data_prep.prepare import DATASETS
 from common.layout import RESULTS_JSON
 from evaluation.features import load_features
-from experiments import stages as ex
+from steps import stages as ex
 from experiments.demo import CLEAR_MARGIN, chance_rank1
 
 # The CPU-sized schedule (Geng16 §5.2's recipe, shrunk): DGDNet at half its

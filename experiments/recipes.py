@@ -1,24 +1,29 @@
-"""Every experiment of the two papers as stages (experiments/plan.py): one
-recipe per kind of table row, each asking a plan.Builder for its data,
-training, extraction or scoring and report stages. `graph(config)` is what
-the Snakefile runs: the experiments named in its config, under its options.
+"""Every experiment of the two papers, as data: one table per paper
+(GENG16, and MTDnet's rows × datasets), each row naming its recipe, its
+dataset, losses, base, pretraining and the paper's row; one recipe per
+kind of row plans its stages through a plan.Builder (data, training,
+extraction or scoring, report). `graph(config)` is what a command runs:
+the experiments named in its config, under its options.
 
-Fidelity choices (README "Fidelity choices"), each defaulting to the
+Fidelity choices (docs: reproducing the tables), each defaulting to the
 paper's reading; a stage made under another reading is another stage:
     pairs      Geng16 in-batch pairs (§5.2's "3,968 … respectively")
     step1_pv   Geng16 step 1 also trains the new PV layers
     rnk_net    MTDnet-rnk net and init (the authors' train_val.prototxt)
     prid_lr    MTDnet PRID2011 base_lr (the authors' solver: 1e-4)
 """
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, fields
 
 from data_prep.augment import COPIES
 from evaluation import papers
-from experiments.plan import GENG16_LMDB, MTDNET_LMDB, Builder, Graph
+from experiments import demo
+from experiments.plan import Builder, External, Graph
 from layers.pair_generation import PAIRS
-from networks import geng16 as geng16_net
 from networks import mtdnet as mtdnet_net
+from networks.geng16 import LMDB_SIZE as GENG16_LMDB
+from networks.mtdnet import LMDB_SIZE as MTDNET_LMDB
 from networks import solver as schedules
+from unsupervised import study
 
 
 @dataclass
@@ -59,16 +64,37 @@ def check_options(key, opts):
             raise ValueError("%s does not apply to %r: it changes %s" % (flag, key, where))
 
 
-@dataclass
+@dataclass(frozen=True)
 class Experiment:
+    """One row of a paper's table: `recipe` (a key of RECIPES) plans its
+    stages from the other fields."""
     key: str
+    recipe: str
+    dataset: str          # the set the row reports (a key of SMALL_SETS for "small")
+    papers: tuple         # the paper's rows it stands beside
     about: str
-    papers: list
-    run: object = field(repr=False)
+    base: str = "googlenet"
+    pretrained: bool = True
+    two_step: bool = True
+    losses: tuple = None  # None: the net's own (SID + PV)
+    dropout: str = None   # Table 5's "random" or "consistent" (None: the net's own)
+    version: str = None   # CUHK03's "labeled" or "detected" boxes
+    protocol: str = "single-shot"
+    rows: tuple = ()      # the unsupervised study's models
+    row: str = None       # MTDnet: a key of MTDNET_ROWS
 
     @property
     def label(self):
         return self.key.replace(" ", "_")
+
+    def variant(self):
+        """The net options the row sets (the others are the net's own)."""
+        out = {}
+        if self.losses is not None:
+            out["losses"] = self.losses
+        if self.dropout is not None:
+            out["pv_dropout"] = self.dropout
+        return out
 
 
 # DGDNet has no public ImageNet model: its rows plan (--plan counts them)
@@ -82,7 +108,7 @@ NO_DGDNET_IMAGENET_TEXT = ("no public ImageNet model of DGDNet: give --imagenet 
 def _imagenet(b, opts, base):
     if base == "googlenet":
         return b.weights("bvlc_googlenet", opts.imagenet)
-    return b.external(opts.imagenet) if opts.imagenet else NO_DGDNET_IMAGENET
+    return b.external(opts.imagenet) if opts.imagenet else External(NO_DGDNET_IMAGENET)
 
 
 # ---- Geng16 -------------------------------------------------------------
@@ -90,6 +116,8 @@ def _imagenet(b, opts, base):
 SMALL_SETS = {"viper": ("viper", {}), "prid": ("prid2011", {}),
               "cuhk01_871": ("cuhk01", {"protocol": "871/100"}),
               "cuhk01_485": ("cuhk01", {"protocol": "485/486"})}
+# Table 7's unlabelled targets: the split's name → its SMALL_SETS entry
+UNSUPERVISED_SETS = {"viper": "viper", "prid": "prid", "cuhk01": "cuhk01_485"}
 
 
 def _fidelity(opts, variant, two_step):
@@ -112,19 +140,19 @@ def _per_trial(b, opts, split, name, weights, schedule, two_step, base, variant)
     return models
 
 
-def geng16_large(b, opts, e, dataset, paper, protocol, base="googlenet", pretrained=True,
-                 two_step=True, **variant):
+def geng16_large(b, opts, e):
     """ImageNet → a large set (CUHK03 / Market), Geng16 §5.3 "one-staged"."""
-    split_kw = {"version": variant.pop("version")} if "version" in variant else {}
-    sp = b.split(dataset, name=dataset + "_" + split_kw.get("version", "std"), **split_kw)
-    weights = _imagenet(b, opts, base) if pretrained else None
-    models = _per_trial(b, opts, sp, dataset, weights, "large", two_step and pretrained, base,
-                        variant)
-    subsets = ["query", "gallery"] + (["multi_query"] if protocol == "market" else [])
-    return [b.evaluate_geng16(e.label, models, sp, base, protocol, paper, subsets, title=e.key)]
+    split_kw = {"version": e.version} if e.version else {}
+    sp = b.split(e.dataset, name=e.dataset + "_" + (e.version or "std"), **split_kw)
+    weights = _imagenet(b, opts, e.base) if e.pretrained else None
+    models = _per_trial(b, opts, sp, e.dataset, weights, "large", e.two_step and e.pretrained,
+                        e.base, e.variant())
+    subsets = ["query", "gallery"] + (["multi_query"] if e.protocol == "market" else [])
+    return [b.evaluate_geng16(e.label, models, sp, e.base, e.protocol, e.papers[0], subsets,
+                              title=e.key)]
 
 
-def geng16_merged(b, opts, base="googlenet", pretrained=True, **variant):
+def geng16_merged(b, opts, base="googlenet", pretrained=True, variant=None):
     """ImageNet → CUHK03 + Market merged (Geng16 §5.3, the first of two
     stages); returns (merged split, model)."""
     cuhk03 = b.split("cuhk03", name="cuhk03_labeled")
@@ -133,122 +161,162 @@ def geng16_merged(b, opts, base="googlenet", pretrained=True, **variant):
     train = b.lmdb(sp, "train", GENG16_LMDB[base], 0, opts.augment)
     weights = _imagenet(b, opts, base) if pretrained else None
     return sp, b.geng16("large", train, weights, "large", pretrained, base=base,
-                        **_fidelity(opts, variant, pretrained))
+                        **_fidelity(opts, variant or {}, pretrained))
 
 
-def geng16_small(b, opts, e, small, paper, base="googlenet", pretrained=True, two_step=True,
-                 **variant):
+def geng16_small(b, opts, e):
     """ImageNet → CUHK03 + Market → a small set (Geng16 §5.3, two stages)."""
-    _, large = geng16_merged(b, opts, base, pretrained, **variant)
-    dataset, protocol = SMALL_SETS[small]
-    sp = b.split(dataset, name=small, **protocol)
-    models = _per_trial(b, opts, sp, small, large, "small", two_step, base, variant)
-    return [b.evaluate_geng16(e.label, models, sp, base, "single-shot", paper, title=e.key)]
+    _, large = geng16_merged(b, opts, e.base, e.pretrained, e.variant())
+    dataset, protocol = SMALL_SETS[e.dataset]
+    sp = b.split(dataset, name=e.dataset, **protocol)
+    models = _per_trial(b, opts, sp, e.dataset, large, "small", e.two_step, e.base, e.variant())
+    return [b.evaluate_geng16(e.label, models, sp, e.base, "single-shot", e.papers[0],
+                              title=e.key)]
 
 
-UNSUPERVISED_ROWS = ("source", "self_training", "subspace", "ae", "adversarial", "co_training")
-UNSUPERVISED_SETS = {"viper": "viper", "prid": "prid", "cuhk01": "cuhk01_485"}
-
-
-def study_setup(**kw):
-    """The unsupervised study's settings (unsupervised/study.py Setup) as a
-    stage's configuration, its schedule as iteration counts."""
-    from unsupervised.study import Setup
-    setup = asdict(Setup(**kw))
-    if isinstance(setup["iters"], str):
-        setup["iters"] = geng16_net.SCHEDULES[setup["iters"]]
-    return setup
-
-
-def geng16_unsupervised(b, opts, e, small, rows, table, setting=None):
+def geng16_unsupervised(b, opts, e):
     """ImageNet → CUHK03 + Market (supervised) → a small set without its
     labels (Geng16 §4.2, §5.4, §5.6; unsupervised/study.py)."""
     source, large = geng16_merged(b, opts)
-    dataset, protocol = SMALL_SETS[UNSUPERVISED_SETS[small]]
-    target = b.split(dataset, name=small, **protocol)
-    setup = study_setup(base="googlenet", iters="small", protocol="single-shot")
-    return [b.unsupervised(e.label, large, source, target, setup, rows, table, setting,
-                           "Geng16 %s: unsupervised transfer to %s" % (table, small))]
+    dataset, protocol = SMALL_SETS[UNSUPERVISED_SETS[e.dataset]]
+    target = b.split(dataset, name=e.dataset, **protocol)
+    setup = study.setup_config(base="googlenet", iters="small", protocol="single-shot")
+    table = e.key.split()[1]
+    return [b.unsupervised(e.label, large, source, target, setup, e.rows, table,
+                           e.dataset if table == "table7" else None,
+                           "Geng16 %s: unsupervised transfer to %s" % (table, e.dataset))]
 
 
-LOSS_ROWS = {"sid": ("SID", ("sid",)), "pv": ("PV", ("pv",)), "tl": ("TL", ("tl",)),
-             "sid_pv": ("SID + PV", ("sid", "pv")), "sid_tl": ("SID + TL", ("sid", "tl")),
-             "pv_tl": ("PV + TL", ("pv", "tl")), "sid_pv_tl": ("SID + PV + TL", ("sid", "pv", "tl"))}
-DROPOUT_ROWS = {"random": "Random", "consistent": "Pairwise-consistent"}
+def _geng16(key, recipe, dataset, paper, about, **kw):
+    papers_ = (paper,) if isinstance(paper, str) else paper
+    return Experiment("geng16 " + key, recipe, dataset, tuple("geng16:" + p for p in papers_),
+                      about, **kw)
 
 
-def geng16_experiments():
-    out = []
+SID, PV, TL = ("sid",), ("pv",), ("tl",)
+SID_PV, SID_TL, PV_TL, SID_PV_TL = ("sid", "pv"), ("sid", "tl"), ("pv", "tl"), ("sid", "pv", "tl")
+MARKET = dict(protocol="market")
+DGDNET = dict(base="dgdnet")
+SCRATCH = dict(pretrained=False)
 
-    def add(key, about, specs, run):
-        out.append(Experiment("geng16 " + key, about, specs, run))
-
-    for version, col in (("labeled", "manual"), ("detected", "detected")):
-        add("table1 " + version, "ImageNet → CUHK03 %s, two-stepped, SID + PV" % version,
-            ["geng16:table1:Ours:" + col],
-            lambda b, o, e, v=version, s=col: geng16_large(
-                b, o, e, "cuhk03", "geng16:table1:Ours:" + s, "single-shot", version=v))
-    add("table2", "ImageNet → Market-1501, two-stepped, SID + PV (single and multi query)",
-        ["geng16:table2:Ours"],
-        lambda b, o, e: geng16_large(b, o, e, "market1501", "geng16:table2:Ours", "market"))
-    for small in SMALL_SETS:
-        add("table3 " + small, "ImageNet → CUHK03 + Market → %s, two-stepped" % small,
-            ["geng16:table3:Ours:" + small],
-            lambda b, o, e, s=small: geng16_small(b, o, e, s, "geng16:table3:Ours:" + s))
-    for key, (row, losses) in LOSS_ROWS.items():
-        add("table4 " + key, "ImageNet → Market-1501 with losses %s" % row, ["geng16:table4:" + row],
-            lambda b, o, e, r=row, l=losses: geng16_large(
-                b, o, e, "market1501", "geng16:table4:" + r, "market", losses=l))
-    for losses in ("sid_pv", "sid_tl"):
-        for drop, name in DROPOUT_ROWS.items():
-            row = "%s / %s" % (LOSS_ROWS[losses][0], name)
-            kw = dict(losses=LOSS_ROWS[losses][1], pv_dropout="consistent" if drop == "consistent"
-                      else "random")
-            add("table5 %s %s market" % (losses, drop), "Market-1501, %s" % row,
-                ["geng16:table5:%s:market1501" % row],
-                lambda b, o, e, r=row, k=kw: geng16_large(
-                    b, o, e, "market1501", "geng16:table5:%s:market1501" % r, "market", **k))
-            add("table5 %s %s viper" % (losses, drop), "VIPeR, %s" % row,
-                ["geng16:table5:%s:viper" % row],
-                lambda b, o, e, r=row, k=kw: geng16_small(
-                    b, o, e, "viper", "geng16:table5:%s:viper" % r, **k))
-    for two, row in ((False, "One-stepped"), (True, "Two-stepped")):
-        add("table6 " + row.lower(), "ImageNet → CUHK03 + Market → VIPeR, %s" % row.lower(),
-            ["geng16:table6:" + row],
-            lambda b, o, e, t=two, r=row: geng16_small(b, o, e, "viper", "geng16:table6:" + r,
-                                                       two_step=t))
-    for base, bname in (("dgdnet", "DGDNet"), ("googlenet", "GoogLeNet")):
-        for pre, yes in ((True, "YES"), (False, "NO")):
-            for key, (lname, losses) in (("sid", LOSS_ROWS["sid"]), ("sid_pv", LOSS_ROWS["sid_pv"])):
-                row = "Market / %s / %s / %s" % (bname, lname, yes)
-                add("table8 market %s %s %s" % (base, key, "imagenet" if pre else "scratch"), row,
-                    ["geng16:table8:" + row],
-                    lambda b, o, e, ba=base, p=pre, l=losses, r=row: geng16_large(
-                        b, o, e, "market1501", "geng16:table8:" + r, "market", ba, p, losses=l))
-            row = "VIPeR / %s / SID + PV / %s" % (bname, yes)
-            add("table8 viper %s sid_pv %s" % (base, "imagenet" if pre else "scratch"), row,
-                ["geng16:table8:" + row],
-                lambda b, o, e, ba=base, p=pre, r=row: geng16_small(
-                    b, o, e, "viper", "geng16:table8:" + r, ba, p))
-    for small in UNSUPERVISED_SETS:
-        add("table7 " + small, "ImageNet → CUHK03 + Market → unlabelled %s, co-training" % small,
-            ["geng16:table7:Ours:" + small],
-            lambda b, o, e, s=small: geng16_unsupervised(b, o, e, s, ("co_training",), "table7", s))
-    add("table9", "Unsupervised alternatives on unlabelled VIPeR: self-training, subspace, AE, "
-        "gradient reversal, co-training", ["geng16:table9:" + r for r in
-                                           ("Self-training", "Subspace", "AE", "Adversarial [9]", "Ours")],
-        lambda b, o, e: geng16_unsupervised(b, o, e, "viper", UNSUPERVISED_ROWS, "table9"))
-    return out
+# Geng16's tables: key, recipe, dataset, the paper's row(s), what it is, and
+# what the row sets (losses, dropout, base, pretraining, steps, protocol).
+GENG16 = (
+    _geng16("table1 labeled", "large", "cuhk03", "table1:Ours:manual",
+            "ImageNet → CUHK03 labeled, two-stepped, SID + PV", version="labeled"),
+    _geng16("table1 detected", "large", "cuhk03", "table1:Ours:detected",
+            "ImageNet → CUHK03 detected, two-stepped, SID + PV", version="detected"),
+    _geng16("table2", "large", "market1501", "table2:Ours",
+            "ImageNet → Market-1501, two-stepped, SID + PV (single and multi query)", **MARKET),
+    _geng16("table3 viper", "small", "viper", "table3:Ours:viper",
+            "ImageNet → CUHK03 + Market → viper, two-stepped"),
+    _geng16("table3 prid", "small", "prid", "table3:Ours:prid",
+            "ImageNet → CUHK03 + Market → prid, two-stepped"),
+    _geng16("table3 cuhk01_871", "small", "cuhk01_871", "table3:Ours:cuhk01_871",
+            "ImageNet → CUHK03 + Market → cuhk01_871, two-stepped"),
+    _geng16("table3 cuhk01_485", "small", "cuhk01_485", "table3:Ours:cuhk01_485",
+            "ImageNet → CUHK03 + Market → cuhk01_485, two-stepped"),
+    _geng16("table4 sid", "large", "market1501", "table4:SID",
+            "ImageNet → Market-1501 with losses SID", losses=SID, **MARKET),
+    _geng16("table4 pv", "large", "market1501", "table4:PV",
+            "ImageNet → Market-1501 with losses PV", losses=PV, **MARKET),
+    _geng16("table4 tl", "large", "market1501", "table4:TL",
+            "ImageNet → Market-1501 with losses TL", losses=TL, **MARKET),
+    _geng16("table4 sid_pv", "large", "market1501", "table4:SID + PV",
+            "ImageNet → Market-1501 with losses SID + PV", losses=SID_PV, **MARKET),
+    _geng16("table4 sid_tl", "large", "market1501", "table4:SID + TL",
+            "ImageNet → Market-1501 with losses SID + TL", losses=SID_TL, **MARKET),
+    _geng16("table4 pv_tl", "large", "market1501", "table4:PV + TL",
+            "ImageNet → Market-1501 with losses PV + TL", losses=PV_TL, **MARKET),
+    _geng16("table4 sid_pv_tl", "large", "market1501", "table4:SID + PV + TL",
+            "ImageNet → Market-1501 with losses SID + PV + TL", losses=SID_PV_TL, **MARKET),
+    _geng16("table5 sid_pv random market", "large", "market1501",
+            "table5:SID + PV / Random:market1501", "Market-1501, SID + PV / Random",
+            losses=SID_PV, dropout="random", **MARKET),
+    _geng16("table5 sid_pv random viper", "small", "viper", "table5:SID + PV / Random:viper",
+            "VIPeR, SID + PV / Random", losses=SID_PV, dropout="random"),
+    _geng16("table5 sid_pv consistent market", "large", "market1501",
+            "table5:SID + PV / Pairwise-consistent:market1501",
+            "Market-1501, SID + PV / Pairwise-consistent", losses=SID_PV, dropout="consistent",
+            **MARKET),
+    _geng16("table5 sid_pv consistent viper", "small", "viper",
+            "table5:SID + PV / Pairwise-consistent:viper", "VIPeR, SID + PV / Pairwise-consistent",
+            losses=SID_PV, dropout="consistent"),
+    _geng16("table5 sid_tl random market", "large", "market1501",
+            "table5:SID + TL / Random:market1501", "Market-1501, SID + TL / Random",
+            losses=SID_TL, dropout="random", **MARKET),
+    _geng16("table5 sid_tl random viper", "small", "viper", "table5:SID + TL / Random:viper",
+            "VIPeR, SID + TL / Random", losses=SID_TL, dropout="random"),
+    _geng16("table5 sid_tl consistent market", "large", "market1501",
+            "table5:SID + TL / Pairwise-consistent:market1501",
+            "Market-1501, SID + TL / Pairwise-consistent", losses=SID_TL, dropout="consistent",
+            **MARKET),
+    _geng16("table5 sid_tl consistent viper", "small", "viper",
+            "table5:SID + TL / Pairwise-consistent:viper", "VIPeR, SID + TL / Pairwise-consistent",
+            losses=SID_TL, dropout="consistent"),
+    _geng16("table6 one-stepped", "small", "viper", "table6:One-stepped",
+            "ImageNet → CUHK03 + Market → VIPeR, one-stepped", two_step=False),
+    _geng16("table6 two-stepped", "small", "viper", "table6:Two-stepped",
+            "ImageNet → CUHK03 + Market → VIPeR, two-stepped"),
+    _geng16("table8 market dgdnet sid imagenet", "large", "market1501",
+            "table8:Market / DGDNet / SID / YES", "Market / DGDNet / SID / YES",
+            losses=SID, **DGDNET, **MARKET),
+    _geng16("table8 market dgdnet sid_pv imagenet", "large", "market1501",
+            "table8:Market / DGDNet / SID + PV / YES", "Market / DGDNet / SID + PV / YES",
+            losses=SID_PV, **DGDNET, **MARKET),
+    _geng16("table8 viper dgdnet sid_pv imagenet", "small", "viper",
+            "table8:VIPeR / DGDNet / SID + PV / YES", "VIPeR / DGDNet / SID + PV / YES",
+            **DGDNET),
+    _geng16("table8 market dgdnet sid scratch", "large", "market1501",
+            "table8:Market / DGDNet / SID / NO", "Market / DGDNet / SID / NO",
+            losses=SID, **DGDNET, **SCRATCH, **MARKET),
+    _geng16("table8 market dgdnet sid_pv scratch", "large", "market1501",
+            "table8:Market / DGDNet / SID + PV / NO", "Market / DGDNet / SID + PV / NO",
+            losses=SID_PV, **DGDNET, **SCRATCH, **MARKET),
+    _geng16("table8 viper dgdnet sid_pv scratch", "small", "viper",
+            "table8:VIPeR / DGDNet / SID + PV / NO", "VIPeR / DGDNet / SID + PV / NO",
+            **DGDNET, **SCRATCH),
+    _geng16("table8 market googlenet sid imagenet", "large", "market1501",
+            "table8:Market / GoogLeNet / SID / YES", "Market / GoogLeNet / SID / YES",
+            losses=SID, **MARKET),
+    _geng16("table8 market googlenet sid_pv imagenet", "large", "market1501",
+            "table8:Market / GoogLeNet / SID + PV / YES", "Market / GoogLeNet / SID + PV / YES",
+            losses=SID_PV, **MARKET),
+    _geng16("table8 viper googlenet sid_pv imagenet", "small", "viper",
+            "table8:VIPeR / GoogLeNet / SID + PV / YES", "VIPeR / GoogLeNet / SID + PV / YES"),
+    _geng16("table8 market googlenet sid scratch", "large", "market1501",
+            "table8:Market / GoogLeNet / SID / NO", "Market / GoogLeNet / SID / NO",
+            losses=SID, **SCRATCH, **MARKET),
+    _geng16("table8 market googlenet sid_pv scratch", "large", "market1501",
+            "table8:Market / GoogLeNet / SID + PV / NO", "Market / GoogLeNet / SID + PV / NO",
+            losses=SID_PV, **SCRATCH, **MARKET),
+    _geng16("table8 viper googlenet sid_pv scratch", "small", "viper",
+            "table8:VIPeR / GoogLeNet / SID + PV / NO", "VIPeR / GoogLeNet / SID + PV / NO",
+            **SCRATCH),
+    _geng16("table7 viper", "unsupervised", "viper", "table7:Ours:viper",
+            "ImageNet → CUHK03 + Market → unlabelled viper, co-training", rows=("co_training",)),
+    _geng16("table7 prid", "unsupervised", "prid", "table7:Ours:prid",
+            "ImageNet → CUHK03 + Market → unlabelled prid, co-training", rows=("co_training",)),
+    _geng16("table7 cuhk01", "unsupervised", "cuhk01", "table7:Ours:cuhk01",
+            "ImageNet → CUHK03 + Market → unlabelled cuhk01, co-training",
+            rows=("co_training",)),
+    _geng16("table9", "unsupervised", "viper",
+            tuple("table9:" + study.TABLE9[r] for r in study.ROWS if r in study.TABLE9),
+            "Unsupervised alternatives on unlabelled VIPeR: self-training, subspace, AE, "
+            "gradient reversal, co-training", rows=study.ROWS),
+)
 
 
 # ---- MTDnet -------------------------------------------------------------
 
 MTDNET_SETS = {"cuhk03": ("cuhk03", {}), "cuhk01": ("cuhk01", {"protocol": "871/100"}),
                "viper": ("viper", {}), "ilids": ("ilids", {}), "prid2011": ("prid2011", {})}
-# Table 1 row → (training net, how the gallery is ranked, source images added)
+# Table 1 row → (its name, training net, how the gallery is ranked)
 MTDNET_ROWS = {"rnk": ("MTDnet-rnk", "mtdnet_rnk", "rnk"), "cls": ("MTDnet-cls", "mtdnet_cls", "cir"),
                "trp": ("MTDnet-trp", "mtdnet", "trp"), "mtdnet": ("MTDnet", "mtdnet", "cir"),
                "aug": ("MTDnet-aug", "mtdnet", "cir"), "cross": ("MTDnet-cross", "mtdnet_cross", "cir")}
+# the transfer rows have CUHK03 for their source, not their target
+MTDNET_TRANSFER = ("aug", "cross")
 
 
 def _rnk_kw(opts, net):
@@ -258,7 +326,7 @@ def _rnk_kw(opts, net):
 
 
 def mtdnet_cuhk03(b, opts, net, trial=0):
-    """CaffeNet conv1–2 → CUHK03, 200K iterations (REFERENCE.md §3)."""
+    """CaffeNet conv1–2 → CUHK03, 200K iterations (networks/solver.py)."""
     sp = b.split("cuhk03", name="cuhk03_labeled")
     train = b.lmdb(sp, "train", MTDNET_LMDB, trial)
     caffenet = b.weights("bvlc_reference_caffenet", opts.caffenet)
@@ -266,9 +334,9 @@ def mtdnet_cuhk03(b, opts, net, trial=0):
                         schedules.MTDNET_CUHK03_ITERS, caffenet=caffenet, **_rnk_kw(opts, net))
 
 
-def mtdnet_run(b, opts, e, dataset, row):
-    label, net, test = MTDNET_ROWS[row]
-    paper = "mtdnet:table1:%s:%s" % (label, dataset)
+def mtdnet_run(b, opts, e):
+    _, net, test = MTDNET_ROWS[e.row]
+    dataset = e.dataset
     models = []
     if dataset == "cuhk03":
         for trial in range(opts.trials):
@@ -280,39 +348,38 @@ def mtdnet_run(b, opts, e, dataset, row):
         cuhk03_sp, source = mtdnet_cuhk03(b, opts, "mtdnet" if net == "mtdnet_cross" else net)
         name, protocol = MTDNET_SETS[dataset]
         sp = b.split(name, name=dataset, **protocol)
-        if row == "aug":
+        if e.row == "aug":
             sp = b.merged(dataset + "_aug", [sp, cuhk03_sp], eval_from=0)
         aux = b.lmdb(cuhk03_sp, "train", MTDNET_LMDB) if net == "mtdnet_cross" else None
         solver_kw = ({"base_lr": schedules.mtdnet_prid_lr(opts.prid_lr, net)}
                      if dataset == "prid2011" else None)
         for trial in range(opts.trials):
             train = b.lmdb(sp, "train", MTDNET_LMDB, trial)
-            models.append((trial, b.mtdnet("%s_%s_t%d" % (dataset, row, trial), net, train,
+            models.append((trial, b.mtdnet("%s_%s_t%d" % (dataset, e.row, trial), net, train,
                                            schedules.MTDNET_SMALL_ITERS, weights=source, aux=aux,
                                            solver_kw=solver_kw, **_rnk_kw(opts, net))))
     return [b.evaluate_mtdnet("%s_t%d" % (e.label, trial), model,
                               b.lmdb(sp, "query", MTDNET_LMDB, trial),
-                              b.lmdb(sp, "gallery", MTDNET_LMDB, trial), test, paper,
+                              b.lmdb(sp, "gallery", MTDNET_LMDB, trial), test, e.papers[0],
                               title="%s, trial %d" % (e.key, trial))
             for trial, model in models]
 
 
-def mtdnet_experiments():
-    out = []
-    for dataset in MTDNET_SETS:
-        for row, (label, net, _) in MTDNET_ROWS.items():
-            if dataset == "cuhk03" and row in ("aug", "cross"):
-                continue  # transfer rows: CUHK03 is their source
-            out.append(Experiment("mtdnet %s %s" % (dataset, row),
-                                  "%s on %s (%s)" % (label, dataset, net),
-                                  ["mtdnet:table1:%s:%s" % (label, dataset)],
-                                  lambda b, o, e, d=dataset, r=row: mtdnet_run(b, o, e, d, r)))
-    return out
+# MTDnet's Table 1: every row on every dataset, but the transfer rows on CUHK03
+MTDNET = tuple(
+    Experiment("mtdnet %s %s" % (dataset, row), "mtdnet", dataset,
+               ("mtdnet:table1:%s:%s" % (label, dataset),), "%s on %s (%s)" % (label, dataset, net),
+               row=row)
+    for dataset in MTDNET_SETS for row, (label, net, _) in MTDNET_ROWS.items()
+    if not (dataset == "cuhk03" and row in MTDNET_TRANSFER))
+
+RECIPES = {"large": geng16_large, "small": geng16_small, "unsupervised": geng16_unsupervised,
+           "mtdnet": mtdnet_run}
 
 
 def experiments():
     """{key: Experiment} of every experiment known."""
-    return {e.key: e for e in geng16_experiments() + mtdnet_experiments()}
+    return {e.key: e for e in GENG16 + MTDNET}
 
 
 def _paper_numbers(spec):
@@ -350,16 +417,17 @@ def find(key, known=None):
 
 
 # The demo's workflows (experiments/demo.py, tools.demo): key → its stages.
-DEMOS = {"demo": "stages", "demo unsupervised": "unsupervised_stages"}
+DEMOS = {"demo": demo.stages, "demo unsupervised": demo.unsupervised_stages}
 
 
 def graph(config):
     """The Graph of config["experiments"] (keys; "demo" is the demo's,
-    experiments/demo.py) under config["options"]: data_root, scale, k, seed
-    and the Options fields; config["run"] (gpu, snapshot_every, progress)
-    rides along for the jobs."""
+    experiments/demo.py) under config["options"]: data_root, scale, k, seed,
+    data_cache, verify_data and the Options fields; config["run"] (gpu,
+    snapshot_every, progress, BLAS) rides along for the jobs."""
     options = dict(config.get("options", {}))
-    b = Builder(**{f.name: options.pop(f.name) for f in fields(Builder) if f.name in options})
+    b = Builder(**{f.name: options.pop(f.name) for f in fields(Builder)
+                   if f.name in options and f.init})
     opts = Options(**{f.name: options.pop(f.name) for f in fields(Options) if f.name in options})
     if options:
         raise ValueError("unknown workflow option(s): %s" % ", ".join(sorted(options)))
@@ -367,10 +435,9 @@ def graph(config):
     known = experiments()
     for key in config.get("experiments", []):
         if key in DEMOS:
-            from experiments import demo
-            g.add(key, getattr(demo, DEMOS[key])(b, demo.Settings(**config.get("demo", {}))))
+            g.add(key, DEMOS[key](b, demo.Settings(**config.get("demo", {}))))
             continue
         e = find(key, known)
         check_options(key, opts)
-        g.add(key, e.run(b, opts, e))
+        g.add(key, RECIPES[e.recipe](b, opts, e))
     return g

@@ -88,6 +88,12 @@ def _fc(bottom, nout):
                           bias_filler=dict(type="constant", value=0))
 
 
+# LMDB image sizes: a margin around each base's input for the data layer's
+# random crop (GoogLeNet's 224 crops of 256 × 256 images, as BVLC's ImageNet
+# recipe; DGDNet's 144 × 56 input in 160 × 64, as Xiao et al.'s).
+LMDB_SIZE = {"googlenet": (256, 256), "dgdnet": (160, 64)}
+
+
 def _hw(size):
     return (size, size) if isinstance(size, int) else tuple(size)
 

@@ -44,6 +44,9 @@ from caffe import layers as L, params as P
 from networks import solver as schedules
 
 BATCH = 128             # triplets per batch, authors' data_param batch_size
+# The authors' code stretches each whole 64 × 128 crop to the input: the
+# LMDB keeps that size and the data layer does the stretching.
+LMDB_SIZE = (128, 64)
 FEAT_DIM = 512          # ranking feature f ∈ R^512 (Eq. 1)
 FC_DIM = 4096           # fc6, fc7 (AlexNet)
 DROPOUT = 0.5

@@ -129,7 +129,7 @@ def test_merge_of_a_json_list_is_one_line(market, tmp_path):
 
 def test_experiment_lmdb_of_a_changed_split_is_refused_then_remade(market, tmp_path, capsys):
     from data_prep.lmdb_builder import read_index
-    from experiments.stages import Context, lmdb
+    from steps.stages import Context, lmdb
     ctx = Context(run_dir=str(tmp_path / "run"), progress=False)
     path = ctx.path("data", "market.json")
     assert prep(capsys, "market1501", market, "--out", path)[0] == 0

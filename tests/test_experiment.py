@@ -1,4 +1,4 @@
-"""experiments/stages.py's MTDnet stages on a tiny synthetic set: a training
+"""steps/stages.py's MTDnet stages on a tiny synthetic set: a training
 stage from generated text, then CIR and -trp reports that share one scoring
 run of the model (issue 7); outputs made from other inputs refused or
 recomputed (issue 12 §4)."""
@@ -9,7 +9,7 @@ import pytest
 
 from common import caffe_env
 from common.atomic import Stale
-from experiments import stages as ex
+from steps import stages as ex
 from experiments.plan import MTDNET_LMDB
 
 

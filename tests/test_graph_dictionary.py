@@ -206,3 +206,16 @@ def test_dependent_samples_start_from_singular_vectors():
         gd.initial_atoms(np.repeat(base, 8, axis=0), 8)
     result = gd.learn(Y[:24], Y[24:], num_atoms=5, lam=0.1, k=2, iters=3)
     assert np.all(np.diff(result.history) <= 1e-9 * abs(result.history[0]))
+
+
+def test_d_step_with_fewer_samples_than_atoms():
+    """ZᵀZ singular (3 codes of 5 atoms, one atom unused, as few or
+    degenerate features give): the dual still solves, the atoms stay
+    feasible and fit better than none."""
+    rng = np.random.RandomState(7)
+    Y, Z = rng.randn(3, 6), rng.randn(3, 5)
+    Z[:, 4] = 0
+    D, dual = gd.d_step(Y, Z)
+    assert np.isfinite(D).all() and (np.sum(D * D, axis=1) <= 1 + 1e-6).all()
+    assert (dual >= 0).all()
+    assert np.sum((Y - Z.dot(D)) ** 2) < 0.5 * np.sum(Y ** 2)

@@ -31,7 +31,7 @@ import sys
 import numpy as np
 
 from common import caffe_env
-from experiments import stages as ex
+from steps import stages as ex
 from experiments.plan import MTDNET_LMDB
 from experiments.demo import chance_rank1
 from evaluation.evaluate import evaluate_features

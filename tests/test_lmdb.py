@@ -231,3 +231,21 @@ def test_entries_must_match_the_index(split, tmp_path):
         json.dump(index, f)
     with pytest.raises(LmdbError, match="%s: the database holds 5 entries, index.json says count=4" % out):
         LmdbImages(out)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_a_full_disk_is_named_with_its_free_space(tmp_path):
+    split = make_split(tmp_path / "data", size=(256, 256))
+    disk = tmp_path / "small"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(disk)]).returncode:
+        pytest.skip("no tmpfs can be mounted here")
+    try:
+        out = disk / "train.lmdb"
+        with pytest.raises(OSError) as err:
+            build_lmdb(split, str(out), 256, 256, verbose=False)
+        assert str(err.value).startswith("%s: the disk is full (" % out), str(err.value)
+        assert "free, about" in str(err.value)
+        assert os.listdir(disk) == []   # whole or not at all
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)

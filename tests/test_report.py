@@ -150,7 +150,7 @@ def test_evaluate_command_averages_trials_and_takes_score_matrices(tmp_path):
     evaluate.main(["--matrix", scores, "--similarity", "--protocol", "single-shot", "--out", out2,
                    "--repeats", "3"])
     assert json.load(open(os.path.join(out2, "results.json")))["results"][0]["cmc"] == row["cmc"]
-    # A library call (experiments/stages.py's) raises; only the entry point exits.
+    # A library call (steps/stages.py's) raises; only the entry point exits.
     with pytest.raises(KeyError, match="no row 'Nobody'"):
         report(out2, "single-shot", matrix=scores, paper="mtdnet:table1:Nobody:cuhk03")
 

@@ -26,7 +26,7 @@ from experiments import workflow
 
 TRAIN = """
 import sys
-from experiments import stages as ex
+from steps import stages as ex
 out, seed = sys.argv[1], int(sys.argv[2])
 ctx = ex.Context(out, data_root=out, seed=seed, progress=False)
 tune = len(sys.argv) > 3

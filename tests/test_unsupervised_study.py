@@ -11,7 +11,7 @@ import pytest
 
 from common import caffe_env
 from data_prep.split_format import load_split
-from experiments import stages as ex
+from steps import stages as ex
 from unsupervised import study
 
 SIZE, LMDB = (72, 28), (80, 32)

@@ -35,9 +35,13 @@ def main(argv=None):
     ap.add_argument("--cores", type=cli.positive_int, default=len(os.sched_getaffinity(0)),
                     help="jobs at once (default: one per core; each seed's trainings run side "
                          "by side, each on one BLAS thread)")
-    ap.add_argument("--seeds", type=cli.seed_list, default=demo.SEEDS,
+    ap.add_argument("--seeds", type=cli.seed_list,
                     help="training seeds, each a run of its own on the same data; the report "
                          "is their mean ± std (default: %s)" % ",".join(map(str, demo.SEEDS)))
+    ap.add_argument("--settings", metavar="JSON",
+                    help="a JSON object of some of the demo's sizes and schedules "
+                         "(experiments/demo.py Settings: k, finetune_iters, target, …), the "
+                         "others at their defaults: a smaller demo for a lesson or a test")
     add_arithmetic_options(ap)
     ap.add_argument("--recompute", action="store_true",
                     help="rerun every stage, even those up to date")
@@ -46,7 +50,8 @@ def main(argv=None):
     store = os.path.abspath(args.run_dir)
     if os.path.exists(store) and not os.path.isdir(store):
         raise NotADirectoryError("--run-dir %s is an existing file; give a folder" % store)
-    settings = demo.Settings(seeds=args.seeds)
+    settings = (demo.settings_from(args.settings, seeds=args.seeds) if args.settings
+                else demo.Settings(seeds=args.seeds or demo.SEEDS))
     key = "demo unsupervised" if args.unsupervised else "demo"
     config = {"experiments": [key], "options": {"data_root": store},
               "demo": asdict(settings),

@@ -49,6 +49,8 @@ from unsupervised.neighbours import nearest_both_ways
 # directions the two views do not share. dim/4 also makes each Z step (K
 # sparse systems) 4 × cheaper than K = dim.
 NUM_ATOMS = 256
+# The dual variables' floor, relative to the mean of diag(ZᵀZ) (d_step).
+DUAL_FLOOR = 1e-10
 # k = 5 cross-view neighbours: a Market-1501 identity has ~3 images in one
 # camera, so true cross-view matches per image are few; a small k keeps
 # most edges between images of the same person, and symmetrising (an edge
@@ -171,9 +173,17 @@ def d_step(Y, Z, dual0=None, gtol=DUAL_GTOL):
         norms = np.diag(scipy.linalg.cho_solve(factor, cm.T))  # diag(C⁻¹MMᵀC⁻¹) = ||d_k||²
         return np.trace(cm) + dual.sum(), 1.0 - norms
 
-    start = np.zeros(K) if dual0 is None else dual0
+    # The dual variables are >= 0. Where few or degenerate codes leave ZᵀZ
+    # singular (fewer samples than atoms, or atoms no code uses), a floor
+    # far below the data's scale keeps ZᵀZ + Λ positive definite.
+    floor = 0.0
+    try:
+        scipy.linalg.cho_factor(ztz)
+    except np.linalg.LinAlgError:
+        floor = DUAL_FLOOR * max(np.trace(ztz) / K, np.finfo(np.float64).tiny)
+    start = np.full(K, floor) if dual0 is None else np.maximum(dual0, floor)
     found = scipy.optimize.minimize(negative_dual, start, jac=True, method="L-BFGS-B",
-                                    bounds=[(0, None)] * K,
+                                    bounds=[(floor, None)] * K,
                                     options=dict(gtol=gtol, ftol=0.0, maxiter=10000, maxcor=30))
     D = scipy.linalg.solve(ztz + np.diag(found.x), zty, assume_a="pos")
     norms = np.linalg.norm(D, axis=1)

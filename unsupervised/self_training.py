@@ -12,12 +12,13 @@ Camera A is the lowest camera id; on a set with more than two cameras
 (Market's layout) every other camera is B.
 """
 import copy
+import hashlib
 import os
 
 import numpy as np
 
 from data_prep.split_format import load_split, save_split
-from experiments import stages as ex
+from steps import stages as ex
 from evaluation.features import load_features
 from unsupervised.soft_labels import cross_view_soft_labels
 
@@ -27,11 +28,16 @@ ROUNDS = 2    # the paper iterates without a count; drift grows with rounds (§4
 def target_features(ctx, weights, split_path, base, size=None, resize=None):
     """(features, cams, image indices) of the target's training images under
     `weights` (the base's output, as for matching). The pids are dropped.
-    Kept beside the weights, so every model that starts from the same
-    weights (self-training's and co-training's first rounds, the AE) shares
-    one extraction."""
+    Kept once per weights, so every model that starts from the same weights
+    (self-training's and co-training's first rounds, the AE) shares one
+    extraction."""
     split_name = os.path.splitext(os.path.basename(split_path))[0]
-    path = "%s.%s.train.features.npz" % (os.path.splitext(weights)[0], split_name)
+    # in the study's own folder, named after the weights' place in it (or,
+    # for weights from elsewhere, their path's digest)
+    rel = os.path.relpath(os.path.abspath(weights), os.path.abspath(ctx.run_dir))
+    stem = os.path.splitext(rel)[0].replace(os.sep, "_") if not rel.startswith("..") else \
+        "weights-" + hashlib.sha1(os.path.abspath(weights).encode()).hexdigest()[:12]
+    path = ctx.path("target_features", "%s.%s.train.features.npz" % (stem, split_name))
     ex.extract(ctx, path, weights, split_path, base, ["train"], size=size, resize=resize)
     subsets, _ = load_features(path)
     train = subsets["train"]

@@ -19,7 +19,7 @@ identities are read only by the evaluation.
 """
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -27,10 +27,10 @@ from common import records
 from common.atomic import write_text
 from common.layout import RESULTS_JSON
 from data_prep.split_format import load_split
-from experiments import stages as ex
+from steps import stages as ex
 from evaluation.features import load_features, save_features
 from evaluation.report import write_report
-from networks.geng16 import K as geng16_k
+from networks.geng16 import K as geng16_k, SCHEDULES
 from unsupervised import cotraining, self_training
 
 # Autoencoder iterations on the source, then the target features: the paper
@@ -62,6 +62,15 @@ class Setup:
     ae_iters: tuple = (AE_PRETRAIN_ITERS, AE_TARGET_ITERS)
     rounds: dict = field(default_factory=lambda: {"self_training": self_training.ROUNDS,
                                                   "co_training": cotraining.ROUNDS})
+
+
+def setup_config(**kw):
+    """A Setup as a stage's configuration: a dict, its schedule as
+    iteration counts."""
+    setup = asdict(Setup(**kw))
+    if isinstance(setup["iters"], str):
+        setup["iters"] = SCHEDULES[setup["iters"]]
+    return setup
 
 
 def _train_identities(split_path):

@@ -4,7 +4,7 @@ training data layer crops (evaluation/features.py)."""
 import os
 
 from common.layout import FEATURES
-from experiments import stages
+from steps import stages
 from experiments.kinds.job import context
 
 MAIN = FEATURES

@@ -5,7 +5,7 @@ import os
 from common.code_fingerprint import python_layer_modules
 from common.layout import FINAL
 from data_prep.lmdb_builder import read_index
-from experiments import stages
+from steps import stages
 from experiments.kinds.job import context, publish
 from networks import geng16 as geng16_net
 

@@ -7,15 +7,17 @@ import shutil
 
 from common.atomic import write_text
 from common.layout import FINAL, STAGE
-from experiments.stages import Context
+from steps.stages import Context
 
 
-def context(stage, work, settings):
-    """experiments/stages.py's Context rooted at the work folder's parent,
-    the stage named by the work folder; records inside it that differ are
-    remade (the workflow has decided that the stage runs)."""
+def context(stage, work, settings, inside=False):
+    """steps/stages.py's Context rooted at the work folder's parent,
+    the stage named by the work folder (`inside`: rooted at the work folder,
+    for a stage that writes many folders of its own); records inside it
+    that differ are remade (the workflow has decided that the stage runs)."""
     c = stage.config
-    return Context(os.path.dirname(os.path.abspath(work)), scale=c.get("scale", 1.0),
+    work = os.path.abspath(work)
+    return Context(work if inside else os.path.dirname(work), scale=c.get("scale", 1.0),
                    gpu=settings.get("gpu"), seed=c.get("seed"),
                    progress=settings.get("progress", True),
                    snapshot_every=settings.get("snapshot_every", 1000), recompute=True)

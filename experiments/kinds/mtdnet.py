@@ -4,7 +4,7 @@ import os
 
 from common.code_fingerprint import python_layer_modules
 from common.layout import FINAL
-from experiments import stages
+from steps import stages
 from experiments.kinds.job import context, publish
 from networks import mtdnet as mtdnet_net
 

@@ -1,10 +1,10 @@
 """single_shot: one query and one gallery image per test person of one
-trial (experiments/stages.py single_shot_split)."""
+trial (steps/stages.py single_shot_split)."""
 import os
 
 from common.layout import SPLIT
 from data_prep.split_format import load_split, save_split
-from experiments.stages import single_shot_split
+from steps.stages import single_shot_split
 
 MAIN = SPLIT
 USES_CAFFE = False

@@ -36,7 +36,7 @@ def check(stage, files):
 
 def run(stage, files, out, work, settings):
     c = stage.config
-    paths, _ = study.run(context(stage, work, settings), files["large"], files["source"],
+    paths, _ = study.run(context(stage, work, settings, inside=True), files["large"], files["source"],
                          files["target"], _setup(c), c["rows"], c["table"], c["setting"],
                          c["title"])
     shutil.copytree(os.path.dirname(paths[RESULTS_MD]), out)

@@ -1,13 +1,13 @@
-"""The stages an experiment is made of, for experiments/recipes.py
-(tools.reproduce), experiments/demo.py and experiments/quick_check.py. Each
-stage is a function of keyword arguments that writes one folder or file
-under the experiment's run directory, whole or not at all, and is skipped
-when it is already there: rerunning an experiment continues where it
-stopped (training stages resume from their last snapshot,
-training/stage.py). What made a stage's weights,
-features, scores and reports is recorded with them (the weights' and data's
-SHA-1, the nets, the options); an output made otherwise is refused, naming
-the first difference, unless the context asks to `recompute` it.
+"""The steps of one run directory, for the workflow's stages
+(experiments/kinds/), the unsupervised study's rounds (unsupervised/) and
+the quick check (experiments/quick_check.py). Each step is a function of
+keyword arguments that writes one folder or file under the run directory,
+whole or not at all, and is skipped when it is already there: rerunning
+continues where it stopped (training steps resume from their last
+snapshot, training/stage.py). What made a step's weights, features, scores
+and reports is recorded with them (the weights' and data's SHA-1, the
+nets, the options); an output made otherwise is refused, naming the first
+difference, unless the context asks to `recompute` it.
 
     split      data_prep.make_split: the dataset's canonical split (merged:
                data_prep.merge_splits of several; single_shot: one query and
@@ -28,14 +28,14 @@ from common.atomic import write_text
 from common.config import DATA_ROOT, MTDNET_INPUT
 from common.layout import INDEX, RESULTS_JSON
 from evaluation import cir, evaluate
+from evaluation.cir import MTDNET_TESTS
 from evaluation.features import extract_to_file
-from training import mtdnet_init, surgery
-from training.two_step import INIT, NET, SOLVER, fine_tune, init_layers
 from networks import geng16 as geng16_net
 from networks import mtdnet as mtdnet_net
+from networks.geng16 import LMDB_SIZE as GENG16_LMDB
+from training import mtdnet_init, surgery
 from training.stage import train_stage
-# shared with the workflow's plan: the LMDB sizes per net, MTDnet's tests
-from experiments.plan import GENG16_LMDB, MTDNET_TESTS
+from training.two_step import INIT, NET, SOLVER, fine_tune, init_layers
 
 # The feature each Geng16 base is evaluated with (§4.1: the base's output).
 GENG16_BLOB = geng16_net.FEATURE
