@@ -119,6 +119,11 @@ def _module(path):
     return _parsed(os.path.abspath(path), st.st_mtime_ns, st.st_size)
 
 
+def imported_modules(path):
+    """The project modules a module file imports (anywhere in it)."""
+    return set(_module(path)[1])
+
+
 def module_digest(path):
     """The digest of one module file (None for a module that says it decides
     no result)."""

@@ -24,6 +24,7 @@ completion holds the same causes, and no stage it reads is made again; it
     caffe       another Caffe build
     arithmetic  other BLAS threads or kernels
     input       a stage it reads runs
+    asked       --recompute
 """
 import functools
 import json
@@ -36,7 +37,7 @@ from experiments import kinds, store as stores
 from experiments.arithmetic import arithmetic
 from experiments.plan import Stage, training_cost
 
-REASONS = ("new", "incomplete", "code", "caffe", "arithmetic", "input")
+REASONS = ("new", "incomplete", "code", "caffe", "arithmetic", "input", "asked")
 
 
 @functools.lru_cache(maxsize=None)
@@ -181,7 +182,7 @@ def summary(decisions, per_stage=False):
     groups = {}
     for d in run:
         reason, detail = d.reasons[0]
-        key = (reason, detail if reason in ("code", "caffe", "arithmetic") else "")
+        key = (reason, detail if reason in ("code", "caffe", "arithmetic", "asked") else "")
         groups.setdefault(key, []).append(d.stage)
     for (reason, detail), stages in sorted(groups.items(), key=lambda kv: REASONS.index(kv[0][0])):
         cost = sum(training_cost(s)[0] for s in stages)

@@ -43,10 +43,11 @@ GENG16_BLOB = geng16_net.FEATURE
 
 @dataclass
 class Context:
-    """Where an experiment runs and how: `scale` multiplies every iteration
-    count of the papers' schedules (1 = the paper's); `data_root` holds each
-    dataset's extracted download as <data_root>/<dataset>/; `k` shrinks
-    Geng16's batch for short CPU runs."""
+    """Where a run's steps are written and how they run: `scale` multiplies
+    every iteration count of the papers' schedules (1 = the paper's);
+    `data_root` holds each dataset's extracted download as
+    <data_root>/<dataset>/. Net settings (K, sizes) are the steps' own
+    arguments, decided by their caller."""
     run_dir: str
     data_root: str = DATA_ROOT
     scale: float = 1.0
@@ -54,7 +55,6 @@ class Context:
     seed: int = None
     progress: bool = True
     snapshot_every: int = 1000
-    k: int = None           # identities per Geng16 batch (None: the paper's 32)
     recompute: bool = False  # remake outputs whose record differs instead of refusing
 
     def path(self, *parts):
@@ -157,8 +157,6 @@ def geng16(ctx, name, train_lmdb, weights=None, schedule="large", two_step=True,
     netgen.geng16.SCHEDULES, or (step 1, step 2) iterations); returns its
     weights."""
     kw = dict(net_kw, num_ids=num_labels(train_lmdb), source=os.path.abspath(train_lmdb))
-    if ctx.k:
-        kw["k"] = ctx.k
     iters = geng16_net.SCHEDULES[schedule] if isinstance(schedule, str) else schedule
     return fine_tune(ctx.path(name), kw, weights, iters, two_step, ctx.scale,
                      name.replace("/", "_"), ctx.snapshot_every, ctx.gpu, ctx.seed, ctx.progress,

@@ -29,6 +29,7 @@ from layers import identity_sampled_data as isd
 from tests.test_train import _write_stage
 from tools import train
 from training import multi_gpu, stage
+from training.run_dir import LOCK
 from training.multi_gpu import Refused
 
 # --- the --gpus list and the refusals --------------------------------------
@@ -85,7 +86,7 @@ def test_train_stage_refuses_before_starting(tmp_path):
     run_dir = tmp_path / "run"
     with pytest.raises(Refused, match="--gpus 0,1: this Caffe .* is a CPU_ONLY build"):
         stage.train_stage(solver, str(run_dir), gpus=[0, 1])
-    assert os.listdir(run_dir) == [stage.LOCK]  # nothing staged, no log: nothing started
+    assert os.listdir(run_dir) == [LOCK]  # nothing staged, no log: nothing started
     with pytest.raises(Refused, match="GPU mode requested but this Caffe .* is a CPU_ONLY build"):
         stage.train_stage(solver, str(run_dir), gpus=[0])     # one id: the --gpu path
     with pytest.raises(Refused, match="GPU mode requested"):
@@ -295,7 +296,7 @@ def test_should_stop_is_one_decision_for_all_ranks():
 
 
 def _chunks_until_stopped(team, out_dir, signal_at):
-    """A stand-in for training.stage._train's loop: chunks of uneven length, the
+    """A stand-in for training.loop.train's loop: chunks of uneven length, the
     stop agreement at each boundary. Each rank writes how many chunks it ran."""
     rng = random.Random(team.rank)
     chunks, deadline = 0, time.time() + 60
@@ -314,7 +315,7 @@ def _chunks_until_stopped(team, out_dir, signal_at):
 
 
 def _stopped(team):
-    """A stand-in for a rank whose training loop stopped (training.stage._train)."""
+    """A stand-in for a rank whose training loop stopped (training.loop.train)."""
     team.should_stop()
     raise multi_gpu.Stopped()
 

@@ -38,15 +38,15 @@ SID = "geng16 table8 market dgdnet sid scratch".split()
 SMALL = ["--k", "2", "--augment", "0", "--scale", "0.00004"]
 # the checkout's code, copied so that a test can edit it; .venv is linked
 # (the Caffe build it names is part of a stage's causes)
-CODE = ("common", "data_prep", "layers", "networks", "training", "evaluation", "experiments",
-        "unsupervised", "tools", "caffe_build")
+CODE = ("common", "data_prep", "layers", "networks", "training", "evaluation", "steps",
+        "unsupervised", "experiments", "tools", "caffe_build")
 
 
-def copy_checkout(dest):
+def copy_checkout(dest, source=ROOT):
     os.makedirs(dest)
     ignore = shutil.ignore_patterns("__pycache__")
     for name in CODE:
-        shutil.copytree(os.path.join(ROOT, name), os.path.join(dest, name), ignore=ignore)
+        shutil.copytree(os.path.join(source, name), os.path.join(dest, name), ignore=ignore)
     os.symlink(os.path.join(ROOT, ".venv"), os.path.join(dest, ".venv"))
     return str(dest)
 
@@ -94,11 +94,11 @@ def baseline(tmp_path_factory):
     base = tmp_path_factory.mktemp("baseline")
     data = base / "data"
     synthetic.generate(str(data / "market1501"), num_ids=12, seed=4, quiet=True)
-    checkout = copy_checkout(base / "code")
+    checkout = copy_checkout(base / "code")   # every test's copy is of this one
     store = str(base / "runs")
     argv = SID_PV + [","] + SID + ["--data-root", str(data), "--run-dir", store] + SMALL
     ok(reproduce(checkout, argv))
-    return {"data": str(data), "store": store, "argv": argv}
+    return {"data": str(data), "store": store, "argv": argv, "code": checkout}
 
 
 @pytest.fixture
@@ -109,7 +109,8 @@ def setup(baseline, tmp_path):
     shutil.copytree(baseline["store"], store, symlinks=True)
     argv = [data if a == baseline["data"] else store if a == baseline["store"] else a
             for a in baseline["argv"]]
-    return {"data": data, "store": store, "argv": argv, "code": copy_checkout(tmp_path / "code")}
+    return {"data": data, "store": store, "argv": argv,
+            "code": copy_checkout(tmp_path / "code", baseline["code"])}
 
 
 def edit(checkout, module, old, new):
@@ -160,7 +161,10 @@ def test_a_layer_change_reruns_exactly_the_stages_that_use_it(setup):
     assert len(rerun) == 3
     (geng16,) = [s for s in rerun if s.startswith("market1501_t0-")]
     assert reasons[geng16] == "run: code (layers/pair_dropout.py)]"
-    assert all("input (geng16/%s)" % geng16 in reasons[s] for s in rerun if s != geng16)
+    (features,) = [s for s in rerun if s.startswith("market1501_t0_t0-")]
+    (report,) = [s for s in rerun if s.startswith("geng16_table8")]
+    assert reasons[features] == "run: input (geng16/%s)]" % geng16
+    assert reasons[report] == "run: input (features/%s)]" % features
     out = ok(reproduce(code, setup["argv"]))
     assert out.splitlines()[1].strip().startswith("code (layers/pair_dropout.py): 1 geng16")
     after = folders(store)
@@ -222,7 +226,7 @@ def _snapshot_iters(store):
 
 
 def test_sigkill_mid_training_then_the_same_command_goes_on(baseline, tmp_path):
-    code = copy_checkout(tmp_path / "code")
+    code = baseline["code"]
     store = str(tmp_path / "runs")
     # 150K x 0.0002 = 30 iterations, a snapshot every 2
     argv = SID_PV + ["--data-root", baseline["data"], "--run-dir", store, "--k", "2",
@@ -261,7 +265,7 @@ def test_k_beyond_the_training_identities_is_refused_before_training(baseline, t
     store = str(tmp_path / "runs")
     argv = SID_PV + ["--data-root", baseline["data"], "--run-dir", store, "--k", "50",
                      "--augment", "0", "--scale", "0.00004"]
-    result = reproduce(ROOT, argv)
+    result = reproduce(baseline["code"], argv)
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: the workflow stopped: geng16/market1501_t0-"), last
@@ -286,3 +290,25 @@ def test_stage_ids_of_unchanged_work_stay(tmp_path):
                            "options": {"data_root": str(tmp_path / "absent")}})
     paths = {s.path for g in (demo_graph, other) for s in g.by_id.values()}
     assert set(PINNED) <= paths
+
+
+def test_tools_train_refuses_to_continue_a_run_made_with_other_layer_code(baseline, tmp_path):
+    """Outside the workflow too: a training's record holds the code of its
+    loop and of the Python layers its net names."""
+    from networks import geng16 as geng16_net
+    code = copy_checkout(tmp_path / "code", baseline["code"])
+    (lmdb,) = glob.glob(os.path.join(baseline["store"], "lmdb", "*"))
+    net = tmp_path / "train.prototxt"
+    net.write_text(geng16_net.net_text(geng16_net.geng16(
+        base="dgdnet", num_ids=6, source=lmdb, k=2), "tiny"))
+    solver = tmp_path / "solver.prototxt"
+    solver.write_text(geng16_net.solver_text("train.prototxt", 2))
+    argv = [sys.executable, "-m", "tools.train", "--solver", str(solver), "--run-dir",
+            str(tmp_path / "run"), "--no-progress"]
+    env = dict(os.environ, PYTHONPATH=code)
+    first = subprocess.run(argv, cwd=code, env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    edit(code, "layers/pair_dropout.py", "scale = np.float32(1.0 /", "scale = np.float32(0.5 /")
+    again = subprocess.run(argv, cwd=code, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 2, again.stderr[-2000:]
+    assert "was made with code.layers/pair_dropout.py = " in again.stderr.strip().splitlines()[-1]

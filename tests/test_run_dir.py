@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from common import caffe_env
+from common import caffe_env, layout
 from common.atomic import Stale
 import caffe
 from caffe import layers as L
@@ -55,7 +55,7 @@ def test_a_second_run_into_a_held_directory_is_refused_naming_the_holder(tmp_pat
     first = subprocess.Popen(_cmd(_stage(tmp_path, max_iter=10 ** 7), run), cwd=ROOT,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        while not os.path.exists(run / stage.LOG):  # the lock is taken before the log starts
+        while not os.path.exists(run / layout.LOG):  # the lock is taken before the log starts
             assert first.poll() is None
             time.sleep(0.01)
         proc = subprocess.run(_cmd(_stage(tmp_path, seed=2, name="seed2.prototxt"), run),
@@ -93,7 +93,7 @@ def test_a_rerun_that_differs_is_refused_or_recomputed(tmp_path):
     assert _weights(final) == made
     # asked to recompute: trained afresh, 30 iterations now
     stage.train_stage(_stage(tmp_path, max_iter=30), run, progress=False, recompute=True)
-    with open(os.path.join(run, stage.STATE)) as f:
+    with open(os.path.join(run, layout.STATE)) as f:
         assert json.load(f)["iter"] == 30
     assert _weights(final) != made
     # an interrupted stage is held to its record too (a resume would mix two runs)
@@ -114,7 +114,7 @@ def test_cli_refuses_a_stale_stage_and_recomputes_when_asked(tmp_path):
     proc = subprocess.run(_cmd(longer, run, "--recompute"), cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    with open(run / stage.STATE) as f:
+    with open(run / layout.STATE) as f:
         assert json.load(f)["iter"] == 25
 
 
@@ -123,7 +123,7 @@ def _killed_after(solver, run_dir, after_iter):
     past `after_iter` is recorded."""
     proc = subprocess.Popen(_cmd(solver, run_dir, "--snapshot-every", "20"), cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    state = os.path.join(str(run_dir), stage.STATE)
+    state = os.path.join(str(run_dir), layout.STATE)
     while proc.poll() is None:
         try:
             with open(state) as f:
@@ -142,7 +142,7 @@ def test_a_moved_run_directory_resumes_from_its_own_snapshots(tmp_path):
     subprocess.run(_cmd(solver, tmp_path / "straight", "--snapshot-every", "20"), cwd=ROOT,
                    check=True, capture_output=True, timeout=300)
     _killed_after(solver, tmp_path / "killed", 60)
-    with open(tmp_path / "killed" / stage.STATE) as f:
+    with open(tmp_path / "killed" / layout.STATE) as f:
         state = json.load(f)
     assert state["caffemodel"] == "snap_iter_%d.caffemodel" % state["iter"]  # names, not paths
     # what a SIGKILL during Caffe's snapshot leaves: files no record names
@@ -151,12 +151,12 @@ def test_a_moved_run_directory_resumes_from_its_own_snapshots(tmp_path):
     proc = subprocess.run(_cmd(solver, tmp_path / "moved", "--snapshot-every", "20"), cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert _weights(str(tmp_path / "moved" / stage.FINAL)) == _weights(
-        str(tmp_path / "straight" / stage.FINAL))
+    assert _weights(str(tmp_path / "moved" / layout.FINAL)) == _weights(
+        str(tmp_path / "straight" / layout.FINAL))
     assert not os.path.exists(tmp_path / "moved" / "snap_iter_99999.caffemodel")
     # a copy resumes from its own snapshots, not the original's
     shutil.copytree(str(tmp_path / "moved"), str(tmp_path / "copy"))
-    os.remove(tmp_path / "copy" / stage.FINAL)
+    os.remove(tmp_path / "copy" / layout.FINAL)
     shutil.rmtree(str(tmp_path / "moved"))
     proc = subprocess.run(_cmd(solver, tmp_path / "copy"), cwd=ROOT, capture_output=True,
                           text=True, timeout=300)

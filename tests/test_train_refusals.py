@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from common import caffe_env
+from common import caffe_env, layout
 import caffe
 from caffe import layers as L
 from data_prep.lmdb_builder import build_lmdb
 from data_prep.split_format import validate_split
 from tests.helpers import our_lines
-from training import stage
+from training import interrupts, stage
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IDS = 6  # identities of the LMDB: labels 0..5
@@ -72,7 +72,7 @@ def test_labels_beyond_a_classifier_are_refused_before_training(tmp_path, lmdb_d
                                          r"\(the classifier of loss 'loss'\): it needs num_output "
                                          r">= 6" % re.escape(lmdb_dir)):
         stage.train_stage(solver, str(tmp_path / "run"), progress=False)
-    assert not os.path.exists(tmp_path / "run" / stage.LOG)  # not started
+    assert not os.path.exists(tmp_path / "run" / layout.LOG)  # not started
     # as many outputs as identities: it trains
     solver = _write(tmp_path, _classifier(lmdb_dir, IDS))
     assert os.path.isfile(stage.train_stage(solver, str(tmp_path / "ok"), progress=False))
@@ -95,10 +95,10 @@ def test_a_non_finite_loss_stops_and_keeps_the_last_good_snapshot(tmp_path):
     assert proc.returncode == 1
     assert our_lines(proc.stderr) == [
         "error: loss output 'loss' is inf at iteration 41; training stopped, the last good "
-        "snapshot, iteration 40, is kept (%s)" % (tmp_path / "run" / stage.LOG)]
-    with open(tmp_path / "run" / stage.STATE) as f:
+        "snapshot, iteration 40, is kept (%s)" % (tmp_path / "run" / layout.LOG)]
+    with open(tmp_path / "run" / layout.STATE) as f:
         assert json.load(f)["iter"] == 40
-    assert not os.path.exists(tmp_path / "run" / stage.FINAL)
+    assert not os.path.exists(tmp_path / "run" / layout.FINAL)
     assert not os.path.exists(tmp_path / "run" / "snap_iter_41.caffemodel")
 
 
@@ -114,7 +114,7 @@ def test_numeric_options_are_refused_in_one_line(tmp_path):
     assert proc.returncode == 2 and our_lines(proc.stderr) == [
         "error: solver %s: max_iter 0: must be >= 1 (a stage of no iterations would save "
         "untrained weights)" % solver]
-    assert not os.path.exists(tmp_path / "run" / stage.FINAL)
+    assert not os.path.exists(tmp_path / "run" / layout.FINAL)
 
 
 def test_a_caffe_abort_is_one_line_naming_its_reason(tmp_path):
@@ -125,7 +125,7 @@ def test_a_caffe_abort_is_one_line_naming_its_reason(tmp_path):
     n.fc = L.InnerProduct(n.data, num_output=2)
     n.loss = L.SoftmaxWithLoss(n.fc, n.label)  # 4 labels for 8 predictions
     proc = _cli(_write(tmp_path, n), tmp_path / "run")
-    log = tmp_path / "run" / stage.LOG
+    log = tmp_path / "run" / layout.LOG
     assert proc.returncode == 1, proc.stderr
     lines = our_lines(proc.stderr)
     assert len(lines) == 1 and lines[0].startswith("error: Caffe aborted: Check failed: "), lines
@@ -155,11 +155,11 @@ def test_input_errors_are_one_line(tmp_path, lmdb_dir):
 def test_signals_wait_while_a_snapshot_is_written():
     """A second Ctrl-C during the interruption's snapshot cannot cut it short."""
     with pytest.raises(KeyboardInterrupt):
-        with stage._signals_held():
+        with interrupts.signals_held():
             os.kill(os.getpid(), signal.SIGINT)
             done = True  # reached: the signal waited for the block's end
     assert done
-    with stage._signals_held(swallow=True):
+    with interrupts.signals_held(swallow=True):
         os.kill(os.getpid(), signal.SIGINT)
         os.kill(os.getpid(), signal.SIGTERM)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

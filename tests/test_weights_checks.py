@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from common import caffe_env
+from common import caffe_env, layout
 import caffe
 from caffe import layers as L
 from tests.helpers import caffemodel_without, net_from_spec, our_lines
@@ -76,11 +76,11 @@ def test_train_stage_refuses_junk_and_unrelated_weights(tmp_path):
     for i, weights in enumerate(_junk(tmp_path)):
         with pytest.raises(ValueError, match="^%s is not a" % weights):
             stage.train_stage(solver, str(tmp_path / ("run%d" % i)), weights, progress=False)
-        assert not os.path.exists(tmp_path / ("run%d" % i) / stage.FINAL)
+        assert not os.path.exists(tmp_path / ("run%d" % i) / layout.FINAL)
     unrelated = _unrelated(tmp_path)
     with pytest.raises(ValueError, match="^%s fits no layer of the net.*other_fc" % unrelated):
         stage.train_stage(solver, str(tmp_path / "unrelated"), unrelated, progress=False)
-    assert not os.path.exists(tmp_path / "unrelated" / stage.FINAL)
+    assert not os.path.exists(tmp_path / "unrelated" / layout.FINAL)
 
 
 def test_train_stage_loads_the_weights_it_is_given(tmp_path):
@@ -106,7 +106,7 @@ def test_cli_refuses_weights_of_another_shape_in_one_line(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert our_lines(proc.stderr) == [
         "error: layer 'fc' blob 0: %s have shape (5, 600), the net (4, 600)" % other]
-    assert not os.path.exists(tmp_path / "run" / stage.FINAL)
+    assert not os.path.exists(tmp_path / "run" / layout.FINAL)
 
 
 def test_surgery_cli_refuses_an_unrelated_model(tmp_path):

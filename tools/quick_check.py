@@ -18,7 +18,7 @@ from common import cli
 from common.config import RUNS_ROOT
 from common.layout import RESULTS_MD
 from experiments.quick_check import DATASET_CHOICES, ITERS, SEED, check, result_line
-from training.stage import Stopped
+from training.multi_gpu import Stopped
 
 
 def main(argv=None):

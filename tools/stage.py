@@ -6,7 +6,7 @@ import sys
 from common import cli
 from experiments import workflow
 from experiments.kinds import NAMES as KINDS
-from training.stage import Stopped
+from training.multi_gpu import Stopped
 
 
 def main(argv=None):

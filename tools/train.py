@@ -14,7 +14,8 @@ import sys
 
 from common import cli
 from training import multi_gpu
-from training.stage import Stopped, run_in_child
+from training.child import run_in_child
+from training.multi_gpu import Stopped
 
 
 def _gpus_arg(text):
