@@ -15,10 +15,10 @@ import json
 import os
 
 from common.atomic import write_text
+from common.records import sha1
 
 DECIDES_RESULTS = False   # names data; the data itself decides
 HASH_CHARS = 16
-_CHUNK = 1 << 20
 
 
 def _files(root):
@@ -36,14 +36,6 @@ def _files(root):
     return out
 
 
-def _sha1_file(path):
-    digest = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _listing_digest(files):
     return hashlib.sha1(json.dumps(files).encode()).hexdigest()
 
@@ -51,7 +43,7 @@ def _listing_digest(files):
 def _content_digest(root, files):
     digest = hashlib.sha1()
     for rel, _, _ in files:
-        digest.update(("%s\0%s\n" % (rel, _sha1_file(os.path.join(root, rel)))).encode())
+        digest.update(("%s\0%s\n" % (rel, sha1(os.path.join(root, rel)))).encode())
     return digest.hexdigest()
 
 
@@ -93,7 +85,7 @@ def fingerprint(path, cache=None, verify=False):
     known = cache.get(listing)
     if known and not verify:
         return known
-    content = _content_digest(path, files) if os.path.isdir(path) else _sha1_file(path)
+    content = _content_digest(path, files) if os.path.isdir(path) else sha1(path)
     entry = {"content": content, "files": len(files), "bytes": sum(f[1] for f in files)}
     if entry != known:
         cache.put(listing, entry)

@@ -42,7 +42,7 @@ REASONS = ("new", "incomplete", "code", "caffe", "arithmetic", "input", "asked")
 
 @functools.lru_cache(maxsize=None)
 def _code(kind, config_text):
-    return code_fingerprint.fingerprint(kinds.get(kind).code(json.loads(config_text)))
+    return code_fingerprint.fingerprint(kinds.code(kind, json.loads(config_text)))
 
 
 def code_of(stage):

@@ -1,5 +1,6 @@
 """Test helpers that run real pycaffe nets: writing a NetSpec to a file and
 checking a Python layer's backward against central finite differences."""
+import glob
 import html.parser
 import json
 import os
@@ -7,6 +8,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 
 import numpy as np
 
@@ -193,3 +195,27 @@ def screenshot(page, out, size="1200,1600"):
     chromium("--screenshot=" + out, "--window-size=" + size, "file://" + page)
     return np.asarray(Image.open(out).convert("L"), np.float64)
 
+
+
+def snapshot_iterations(store):
+    """{state.json: iterations} of every Geng16 step-2 training in a
+    workflow store's work folder (one being written is skipped)."""
+    out = {}
+    for path in glob.glob(os.path.join(store, "work", "geng16", "*", "step2", "state.json")):
+        try:
+            with open(path) as f:
+                out[path] = json.load(f)["iter"]
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def wait_for_snapshot(proc, store, at_least, timeout=300):
+    """Wait until a training of the command `proc` (a Popen with stderr
+    piped) has recorded a snapshot of `at_least` iterations; the command
+    ending first fails the test with its stderr."""
+    deadline = time.time() + timeout
+    while not any(i >= at_least for i in snapshot_iterations(store).values()):
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert time.time() < deadline, "no snapshot of %d iterations in %d s" % (at_least, timeout)
+        time.sleep(0.5)

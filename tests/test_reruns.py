@@ -23,7 +23,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -32,6 +31,7 @@ from PIL import Image
 from common.config import ROOT
 from common.records import sha1
 from data_prep import synthetic
+from tests.helpers import snapshot_iterations, wait_for_snapshot
 
 SID_PV = "geng16 table8 market dgdnet sid_pv scratch".split()
 SID = "geng16 table8 market dgdnet sid scratch".split()
@@ -214,17 +214,6 @@ def test_images_by_content_and_a_moved_dataset_reuses_every_stage(setup, tmp_pat
                                                   "features": 2, "report": 2}
 
 
-def _snapshot_iters(store):
-    out = {}
-    for path in glob.glob(os.path.join(store, "work", "geng16", "*", "step2", "state.json")):
-        try:
-            with open(path) as f:
-                out[path] = json.load(f)["iter"]
-        except (OSError, ValueError):
-            pass
-    return out
-
-
 def test_sigkill_mid_training_then_the_same_command_goes_on(baseline, tmp_path):
     code = baseline["code"]
     store = str(tmp_path / "runs")
@@ -235,10 +224,7 @@ def test_sigkill_mid_training_then_the_same_command_goes_on(baseline, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "tools.reproduce"] + argv, cwd=code, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)
-    deadline = time.time() + 300
-    while time.time() < deadline and not any(i >= 4 for i in _snapshot_iters(store).values()):
-        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-        time.sleep(0.5)
+    wait_for_snapshot(proc, store, 4)
     # a second command on the store in use: refused, naming the holder
     second = reproduce(code, argv)
     assert second.returncode == 2
@@ -247,7 +233,7 @@ def test_sigkill_mid_training_then_the_same_command_goes_on(baseline, tmp_path):
     # the OOM killer, or scancel past its grace time: the whole process group at once
     os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=60)
-    ((state, stopped),) = _snapshot_iters(store).items()
+    ((state, stopped),) = snapshot_iterations(store).items()
     assert 4 <= stopped < 30
     done = reproduce(code, argv)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -19,6 +18,7 @@ from common import cli
 from common.config import ROOT
 from common.records import sha1
 from data_prep import synthetic
+from tests.helpers import snapshot_iterations, wait_for_snapshot
 from tools import reproduce
 
 SID_PV = ["geng16", "table8", "market", "dgdnet", "sid_pv", "scratch"]
@@ -99,17 +99,6 @@ def test_shared_stages_once_a_rerun_nothing_and_scale_exactly_its_stages(data, t
         assert json.load(f)["iter"] == 12
 
 
-def _states(store):
-    out = {}
-    for path in glob.glob(os.path.join(store, "work", "geng16", "*", "step2", "state.json")):
-        try:
-            with open(path) as f:
-                out[path] = json.load(f)["iter"]
-        except (OSError, ValueError):
-            pass
-    return out
-
-
 def test_an_interrupted_training_resumes_from_its_snapshot(data, tmp_path):
     store = str(tmp_path / "runs")
     # 150K x 0.0002 = 30 iterations, a snapshot every 2
@@ -117,15 +106,12 @@ def test_an_interrupted_training_resumes_from_its_snapshot(data, tmp_path):
         "--data-root", data, "--run-dir", store, "--scale", "0.0002", "--snapshot-every", "2"] + SMALL
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)
-    deadline = time.time() + 300
-    while time.time() < deadline and not any(i >= 4 for i in _states(store).values()):
-        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-        time.sleep(0.5)
+    wait_for_snapshot(proc, store, 4)
     # a scheduler's kill (Slurm's at the time limit): the job snapshots, Snakemake stops
     os.killpg(proc.pid, signal.SIGTERM)
     proc.communicate(timeout=120)
     assert proc.returncode != 0
-    ((state, stopped),) = _states(store).items()
+    ((state, stopped),) = snapshot_iterations(store).items()
     assert 4 <= stopped < 30
     assert glob.glob(os.path.join(store, "geng16", "*")) == []   # no output of a failed job
     snapshots = glob.glob(os.path.join(os.path.dirname(state), "*.solverstate"))

@@ -1,9 +1,9 @@
 """One module per kind of stage of the experiments' workflow, each the one
 definition of that kind: the file the next stage reads (`MAIN`), whether it
 runs Caffe (`USES_CAFFE`), the memory a scheduler reserves for it
-(`MEM_MB`), the modules whose code decides its result (`code(config)`:
-itself, and what depends on the stage's configuration, such as the Python
-layers its nets name), an optional `check(stage, files)` of what its
+(`MEM_MB`), the modules whose code decides its result beside its own (an
+optional `code(config)`: what its configuration makes it run, such as the
+Python layers its nets name), an optional `check(stage, files)` of what its
 inputs must satisfy, run before any work, and `run(stage, files, out,
 work, settings)`, which makes the stage's folder `out` from its inputs'
 files (training keeps its snapshots in `work`).
@@ -22,6 +22,13 @@ def get(name):
     if name not in NAMES:
         raise ValueError("unknown stage kind %r; known: %s" % (name, ", ".join(NAMES)))
     return importlib.import_module("%s.%s" % (__name__, name))
+
+
+def code(name, config):
+    """The modules a stage of kind `name` with `config` runs, to follow for
+    its code fingerprint: the kind's own, and what its configuration adds."""
+    module = get(name)
+    return [module.__name__] + (module.code(config) if hasattr(module, "code") else [])
 
 
 def main_file(name, folder):

@@ -20,7 +20,7 @@ def _net_kw(config):
 
 def code(config):
     text = geng16_net.net_text(geng16_net.geng16(**_net_kw(config)), "geng16")
-    return [__name__] + python_layer_modules(text)
+    return python_layer_modules(text)
 
 
 def check(stage, files):

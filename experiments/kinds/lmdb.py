@@ -8,10 +8,6 @@ USES_CAFFE = False
 MEM_MB = 4000
 
 
-def code(config):
-    return [__name__]
-
-
 def run(stage, files, out, work, settings):
     c = stage.config
     build_lmdb(load_split(files["split"]), out, c["size"][0], c["size"][1], trial=c["trial"],

@@ -10,10 +10,6 @@ USES_CAFFE = False
 MEM_MB = 2000
 
 
-def code(config):
-    return [__name__]
-
-
 def run(stage, files, out, work, settings):
     os.makedirs(out, exist_ok=True)
     data_prep.merge_splits([files["split%d" % i] for i in range(len(files))],

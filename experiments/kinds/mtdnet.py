@@ -15,7 +15,7 @@ MEM_MB = 12000
 
 def code(config):
     spec = mtdnet_net.TRAIN_NETS[config["variant"]](**config["net"])
-    return [__name__] + python_layer_modules(mtdnet_net.net_text(spec, config["variant"]))
+    return python_layer_modules(mtdnet_net.net_text(spec, config["variant"]))
 
 
 def run(stage, files, out, work, settings):

@@ -9,10 +9,6 @@ USES_CAFFE = False
 MEM_MB = 2000
 
 
-def code(config):
-    return [__name__]
-
-
 def run(stage, files, out, work, settings):
     c = stage.config
     if c.get("combine"):

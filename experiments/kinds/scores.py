@@ -11,10 +11,6 @@ USES_CAFFE = True
 MEM_MB = 6000
 
 
-def code(config):
-    return [__name__]
-
-
 def run(stage, files, out, work, settings):
     c = stage.config
     os.makedirs(out, exist_ok=True)

@@ -11,10 +11,6 @@ USES_CAFFE = False
 MEM_MB = 2000
 
 
-def code(config):
-    return [__name__]
-
-
 def run(stage, files, out, work, settings):
     os.makedirs(out, exist_ok=True)
     save_split(single_shot_split(load_split(files["split"]), stage.config["trial"],

@@ -13,7 +13,7 @@ MEM_MB = 2000
 
 def code(config):
     # make_split loads the dataset's parser by name
-    return [__name__, "data_prep." + config["dataset"]]
+    return ["data_prep." + config["dataset"]]
 
 
 def run(stage, files, out, work, settings):

@@ -27,7 +27,7 @@ def code(config):
     nets = [geng16_net.net_text(geng16_net.geng16(base=config["base"]), "geng16"),
             geng16_net.net_text(unsupervised_net.domain_adversarial(config["base"], 2),
                                 "domain_adversarial")]
-    return [__name__] + sorted({m for text in nets for m in python_layer_modules(text)})
+    return sorted({m for text in nets for m in python_layer_modules(text)})
 
 
 def check(stage, files):

@@ -10,9 +10,5 @@ USES_CAFFE = False
 MEM_MB = 2000
 
 
-def code(config):
-    return [__name__]
-
-
 def run(stage, files, out, work, settings):
     publish(fetch(stage.config["name"], WEIGHTS_ROOT), work, out)
