@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from common import provenance
-from experiments import demo, recipes, workflow
+from experiments import demo, recipes, store as stores, workflow
 from tests.helpers import images_loaded, page_images, screenshot
 
 # 21 iterations: two points of each curve at Caffe's display interval (solver.DISPLAY, 20)
@@ -51,7 +51,7 @@ def test_the_demo_page_shows_each_part_of_its_run(page):
     assert len({s for s in srcs if s.startswith("net_")}) == 3
     assert len([s for s in srcs if s.startswith("net_")]) == 5
     for stage in trained:
-        assert "Training stage %s" % workflow.work_dir(stage) in text
+        assert "Training stage %s" % stores.work_dir(stage) in text
     assert "paper: geng16 Table 8, Market / DGDNet / SID + PV / NO" in text
     for caption in demo.CAPTIONS:
         assert "%s, seed 0" % caption in text   # the first seed's ranked lists

@@ -10,7 +10,7 @@ import pytest
 from common import caffe_env
 from common.atomic import Stale
 from steps import stages as ex
-from experiments.plan import MTDNET_LMDB
+from networks.mtdnet import LMDB_SIZE as MTDNET_LMDB
 
 
 def test_mtdnet_stage_and_tests_share_one_scoring_run(tmp_path):

@@ -32,7 +32,7 @@ import numpy as np
 
 from common import caffe_env
 from steps import stages as ex
-from experiments.plan import MTDNET_LMDB
+from networks.mtdnet import LMDB_SIZE as MTDNET_LMDB
 from experiments.demo import chance_rank1
 from evaluation.evaluate import evaluate_features
 from networks import geng16 as geng16_net
