@@ -112,7 +112,7 @@ def _producer(net, blob):
 
 
 def extract(net, paths, blob, height=None, width=None, batch=BATCH, flip=False, mean=MEAN_BGR,
-            desc="features"):
+            desc="features", progress=True):
     """Features (N × D float32) of the images at `paths`."""
     if blob not in net.blobs:
         raise ExtractError("blob '%s' is not in the net; blobs: %s" % (blob, ", ".join(net.blobs)))
@@ -122,7 +122,7 @@ def extract(net, paths, blob, height=None, width=None, batch=BATCH, flip=False, 
     height = height or crop[0]
     width = width or crop[1]
     rows = []
-    with tqdm(total=len(paths), desc=desc, unit="img",
+    with tqdm(total=len(paths), desc=desc, unit="img", disable=not progress,
               mininterval=mininterval()) as bar:
         for start in range(0, len(paths), batch):
             data = np.stack([preprocess(p, height, width, crop, mean) for p in paths[start:start + batch]])
@@ -174,7 +174,7 @@ def load_features(path):
 
 def extract_to_file(out, deploy, weights, split, trial=0, subsets=("query", "gallery"),
                     blob=BLOB, flip=False, batch=BATCH, height=None, width=None, mean=MEAN_BGR,
-                    gpu=None):
+                    gpu=None, progress=True):
     """Features of the `subsets` of trial `trial` of the split file `split`
     by the deploy net `deploy` with `weights`, written to `out` (.npz, whole
     or not at all); returns {subset: {"features", "pids", "cams", "index"}}.
@@ -193,7 +193,8 @@ def extract_to_file(out, deploy, weights, split, trial=0, subsets=("query", "gal
         idx = subset_indices(t, subset)
         images = [split["images"][i] for i in idx]
         paths = [os.path.join(split["root"], im["path"]) for im in images]
-        feats = extract(net, paths, blob, height, width, batch, flip, mean, desc=subset)
+        feats = extract(net, paths, blob, height, width, batch, flip, mean, desc=subset,
+                        progress=progress)
         found[subset] = {"features": feats, "pids": np.array([im["pid"] for im in images], np.int64),
                          "cams": np.array([im["cam"] for im in images], np.int64),
                          "index": np.array(idx, np.int64)}

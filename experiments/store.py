@@ -12,6 +12,8 @@ of the workflow lives, shared by all experiments and commands.
     .workflow/config-*.json    the planned graph each command ran
     .workflow/data.json        dataset fingerprints by listing
     .workflow/lock.json        the command using the store now
+    .workflow/running/, failed/
+                               the jobs running now, those that failed
     .reid-workflow             marks the folder as a store of this package
 
 One command at a time uses a store. Its lock names the holder (pid, host,
@@ -36,6 +38,7 @@ MARK = ".reid-workflow"
 CONFIG_DIR = ".workflow"
 RECORDS = os.path.join(CONFIG_DIR, "stages")
 FAILED = os.path.join(CONFIG_DIR, "failed")
+RUNNING = os.path.join(CONFIG_DIR, "running")
 DATA_CACHE = os.path.join(CONFIG_DIR, "data.json")
 LOCK = os.path.join(CONFIG_DIR, "lock.json")
 WORK = "work"
@@ -91,6 +94,11 @@ def forget(store, stage):
 
 def failure_file(stage):
     return os.path.join(FAILED, stage.id + ".txt")
+
+
+def running_file(stage):
+    """Marks a stage whose job is running (experiments/monitor.py's start)."""
+    return os.path.join(RUNNING, stage.id)
 
 
 # ---- the lock -----------------------------------------------------------

@@ -29,6 +29,7 @@ from common import cli, provenance
 from common.atomic import write_text
 from experiments import causes, kinds, store as stores
 from experiments.arithmetic import arithmetic
+from experiments.monitor import Monitor
 from experiments.plan import Graph, Stage, training_cost
 
 SNAKEFILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "Snakefile")
@@ -128,6 +129,7 @@ def run_job(kind, stage_id, configfile=None):
     stage = graph.get(kind, stage_id)
     module = kinds.get(kind)
     store = os.path.abspath(".")
+    write_text(stores.running_file(stage), "%d\n" % os.getpid())
     try:
         stores.forget(store, stage)
         made = causes.causes(stage, arithmetic(graph.run))
@@ -148,6 +150,8 @@ def run_job(kind, stage_id, configfile=None):
         write_text(stores.failure_file(stage), "%d\t%s: %s\n" % (
             cli.exit_status(e), stage.path, cli.message(e)))
         raise
+    finally:
+        os.remove(stores.running_file(stage))
 
 
 def lineage(stage):
@@ -221,13 +225,17 @@ def load_profile(path):
 
 def execute(store, graph, targets=None, invocation=None, cores=1, jobs_at_once=None,
             executor="local", executor_options=None, default_resources=None, latency_wait=3,
-            forceall=False, quiet=False, out=None):
+            forceall=False, verbose=False, out=None):
     """Make `targets` (stage paths; default: every experiment's reports) of
     `graph` in `store`, holding the store; `invocation`: the command's
     provenance record, what the reports record as having made them. What
     runs and why (experiments/causes.py) is printed first, on `out`
-    (default stdout). Returns the decisions; raises cli.Failure naming the
-    stage that failed and why."""
+    (default stdout), then a line as each stage starts and ends
+    (experiments/monitor.py); Snakemake's own output goes to its log file
+    unless `verbose`. A training's progress bar is drawn only where one
+    job runs at a time on a terminal: bars of jobs side by side would
+    overwrite each other. Returns the decisions; raises cli.Failure naming
+    the stage that failed and why."""
     import importlib
     from snakemake_interface_common.exceptions import WorkflowError
     # Snakemake's shell jobs write to the sys.stdout of the moment
@@ -250,14 +258,20 @@ def execute(store, graph, targets=None, invocation=None, cores=1, jobs_at_once=N
         run = [d.stage for d in decisions if d.runs]
         if not run:
             return decisions
+        alone = cores == 1 and executor == "local" and sys.stderr.isatty()
+        graph.run = dict(graph.run, progress=graph.run.get("progress", True) and alone)
         configfile = write_config(store, {"graph": graph.to_json(), "invocation": invocation})
         failed = os.path.join(store, stores.FAILED)
         if os.path.isdir(failed):  # an earlier run's
             shutil.rmtree(failed)
         forced = [s.path for s in run if os.path.isdir(os.path.join(store, s.path))]
+        running = os.path.join(store, stores.RUNNING)
+        if os.path.isdir(running):  # marks of jobs killed with an earlier run
+            shutil.rmtree(running)
         try:
             with _dag(store, configfile, targets, cores, jobs_at_once, executor,
-                      default_resources, quiet, forcerun=forced) as dag:
+                      default_resources, not verbose, forcerun=forced) as dag, \
+                    Monitor(store, run, out):
                 dag.execute_workflow(
                     executor=executor,
                     executor_settings=_executor_settings(executor, executor_options or {}),
@@ -285,7 +299,7 @@ def _dag(store, configfile, targets, cores=1, jobs_at_once=None, executor="local
     Snakemake's rerun triggers (file times, params, code) adds any."""
     from snakemake.api import SnakemakeApi
     from snakemake.settings import types as st
-    quietness = {st.Quietness.PROGRESS, st.Quietness.RULES} if quiet else None
+    quietness = {st.Quietness.ALL} if quiet else None
     output = st.OutputSettings(quiet=quietness, printshellcmds=False)
     with SnakemakeApi(output) as api:
         wf = api.workflow(

@@ -242,7 +242,7 @@ def extract(ctx, out, weights, split_path, base, subsets, trial=0, size=None, re
     write_text(deploy, deploy_text)
     extract_to_file(out, deploy, weights, split_path, trial=trial, subsets=list(subsets),
                     blob=GENG16_BLOB[base], height=resize[0] if resize else None,
-                    width=resize[1] if resize else None, gpu=ctx.gpu)
+                    width=resize[1] if resize else None, gpu=ctx.gpu, progress=ctx.progress)
     print("wrote %s" % out)
     records.write_record(out, record)
     return out

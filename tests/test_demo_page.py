@@ -31,7 +31,7 @@ def page(tmp_path_factory):
     graph = recipes.graph({"experiments": ["demo"], "options": {"data_root": store, "seed": 0},
                            "demo": asdict(settings), "run": RUN})
     with provenance.invocation("tests.test_demo_page", [], asdict(settings), store) as record:
-        workflow.execute(store, graph, invocation=record, cores=2, quiet=True)
+        workflow.execute(store, graph, invocation=record, cores=2)
     (report,) = graph.experiments["demo"]
     trained = [s for s in report.stages() if s.kind in ("geng16", "mtdnet")]
     return os.path.join(store, report.path), trained, report

@@ -43,6 +43,9 @@ def main(argv=None):
                          "(experiments/demo.py Settings: k, finetune_iters, target, …), the "
                          "others at their defaults: a smaller demo for a lesson or a test")
     add_arithmetic_options(ap)
+    ap.add_argument("--verbose", action="store_true",
+                    help="show Snakemake's block for every job (otherwise in its log file, "
+                         "<run-dir>/.snakemake/log/)")
     ap.add_argument("--recompute", action="store_true",
                     help="rerun every stage, even those up to date")
     args = ap.parse_args(argv)
@@ -63,7 +66,7 @@ def main(argv=None):
     del recorded["debug"]
     with provenance.invocation("tools.demo", argv, recorded, store) as record:
         workflow.execute(store, graph, invocation=record, cores=args.cores,
-                         forceall=args.recompute)
+                         forceall=args.recompute, verbose=args.verbose)
     (report,) = graph.experiments[key]
     folder = os.path.join(store, report.path)
     with open(os.path.join(folder, RESULTS_MD)) as f:

@@ -150,6 +150,9 @@ def build_parser():
     ap.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
                     help="a setting of snakemake-executor-plugin-slurm, e.g. status_command=squeue")
     add_arithmetic_options(ap)
+    ap.add_argument("--verbose", action="store_true",
+                    help="show Snakemake's block for every job (otherwise in its log file, "
+                         "<run-dir>/.snakemake/log/)")
     ap.add_argument("--recompute", action="store_true",
                     help="rerun every stage of these experiments, even those up to date")
     return ap
@@ -199,7 +202,7 @@ def main(argv=None):
     del recorded["debug"], recorded["list"], recorded["plan"], recorded["rulegraph"]
     with provenance.invocation("tools.reproduce", argv, recorded, store, args.gpu) as record:
         workflow.execute(store, graph, invocation=record, cores=args.cores,
-                         forceall=args.recompute, **run)
+                         forceall=args.recompute, verbose=args.verbose, **run)
     reports = [os.path.join(store, path) for path in graph.targets()]
     for path in reports:
         with open(os.path.join(path, RESULTS_MD)) as f:
