@@ -10,9 +10,10 @@ Python layers a net's prototxt names in its `python_param { module: … }`
 (Caffe imports those itself) and what they import.
 
 A module that cannot change any number the package computes (progress
-bars, error wording, provenance, drawings) says so with a top-level
-`DECIDES_RESULTS = False`: its digest is left out, and what it imports is
-still followed.
+bars, error wording, provenance, drawings, the planning of stages, whose
+configuration decides instead) says so with a top-level
+`DECIDES_RESULTS = False`: its digest is left out, and so is what only it
+imports (what it imports serves what it does).
 """
 import ast
 import functools
@@ -137,7 +138,8 @@ def python_layer_modules(net_text):
 
 def closure(modules, root=ROOT):
     """Every project module that `modules` (names) run: themselves and all
-    they import, transitively, and the packages above each; {name: file}."""
+    they import, transitively (but not through a module that decides no
+    result), and the packages above each; {name: file}."""
     followed, seen = set(), {}
     todo = list(modules)
     while todo:
@@ -155,7 +157,8 @@ def closure(modules, root=ROOT):
             if where:
                 seen.setdefault(parent, where)
         seen[name] = path
-        todo.extend(imports - followed)
+        if _module(path)[0] is not None:
+            todo.extend(imports - followed)
     return seen
 
 

@@ -186,9 +186,9 @@ GENG16_ROW = "Geng16 DGDNet two-stepped, single query"
 def _data(b, s):
     """(source split, target split) of the two synthetic sets, and the
     source model: Geng16 from the fillers, one-stepped."""
-    source = b.split("synthetic", name="source", **s.source)
-    target = b.split("synthetic", name="target", **s.target)
-    model = b.geng16("geng16_source", b.lmdb(source, "train", s.lmdb_size), None,
+    source = b.stage("split", "synthetic", name="source", **s.source)
+    target = b.stage("split", "synthetic", name="target", **s.target)
+    model = b.stage("geng16", "geng16_source", b.stage("lmdb", source, "train", s.lmdb_size), None,
                      s.pretrain_iters, two_step=False, solver_kw=dict(base_lr=s.pretrain_lr),
                      base=s.base, k=s.k, size=s.input)
     return source, target, model
@@ -198,18 +198,18 @@ def _evaluations(b, s, data):
     """One seed's four evaluations (CAPTIONS' order; `b` plans with that
     seed) from `data` (_data's) and the target's single-shot split."""
     source, target, pretrained = data
-    tuned = b.geng16("geng16_target", b.lmdb(target, "train", s.lmdb_size), pretrained,
+    tuned = b.stage("geng16", "geng16_target", b.stage("lmdb", target, "train", s.lmdb_size), pretrained,
                      s.finetune_iters, two_step=True, solver_kw=dict(base_lr=s.finetune_lr),
                      base=s.base, k=s.k, size=s.input)
     before = b.evaluate_geng16("eval_source_model", [(0, pretrained)], target, s.base, "market",
                                size=s.input, resize=s.lmdb_size)
     after = b.evaluate_geng16("eval_geng16", [(0, tuned)], target, s.base, "market", PAPER,
                               size=s.input, resize=s.lmdb_size)
-    mtdnet = b.mtdnet("mtdnet_target", "mtdnet", b.lmdb(target, "train", MTDNET_LMDB),
+    mtdnet = b.stage("mtdnet", "mtdnet_target", "mtdnet", b.stage("lmdb", target, "train", MTDNET_LMDB),
                       s.mtdnet_iters, size=s.mtdnet_size, batch=s.mtdnet_batch,
                       solver_kw=dict(base_lr=s.mtdnet_lr))
-    shot = b.single_shot(target, "target_single_shot")
-    query, gallery = b.lmdb(shot, "query", MTDNET_LMDB), b.lmdb(shot, "gallery", MTDNET_LMDB)
+    shot = b.stage("single_shot", target, "target_single_shot")
+    query, gallery = b.stage("lmdb", shot, "query", MTDNET_LMDB), b.stage("lmdb", shot, "gallery", MTDNET_LMDB)
     cir = b.evaluate_mtdnet("eval_mtdnet_cir", mtdnet, query, gallery, "cir", None,
                             s.mtdnet_size, s.mtdnet_passes)
     trp = b.evaluate_mtdnet("eval_mtdnet_trp", mtdnet, query, gallery, "trp", None,
@@ -245,7 +245,7 @@ def unsupervised_stages(b, s):
     source, target, model = _data(b, s)
     setup = study.setup_config(base=s.base, iters=s.finetune_iters, protocol="market", size=s.input,
                         lmdb_size=s.lmdb_size, solver_kw=dict(base_lr=s.finetune_lr), k=s.k)
-    return [b.unsupervised("demo_unsupervised", model, source, target, setup, study.ROWS,
+    return [b.stage("unsupervised", "demo_unsupervised", model, source, target, setup, study.ROWS,
                            "table9", None, "Demo: unsupervised transfer to the synthetic target")]
 
 

@@ -1,27 +1,18 @@
-"""The stage graph of the papers' experiments (issue 13). Every experiment
-of `tools.reproduce --list` is a set of stages; a stage is one kind of work
-(one rule of experiments/Snakefile) and the configuration that decides its
-output. Its folder is named after that configuration and its inputs,
-<kind>/<label>-<hash>, so that identical work across experiments and trials
-(ImageNet → Market SID + PV in Tables 2, 4, 5 and 8; ImageNet → CUHK03 +
-Market for every small set) is one stage made once, and whatever changes a
-stage (--scale, --k, a fidelity option, another init) names another folder
-instead of overwriting the first.
+"""The stage graph of the papers' experiments. Every experiment of
+`tools.reproduce --list` is a set of stages; a stage is one kind of work
+(experiments/kinds/<kind>.py, one rule of experiments/Snakefile) and the
+configuration that decides its output. Its folder is named after that
+configuration and its inputs, <kind>/<label>-<hash>, so that identical work
+across experiments and trials (ImageNet → Market SID + PV in Tables 2, 4, 5
+and 8; ImageNet → CUHK03 + Market for every small set) is one stage made
+once, and whatever changes a stage (--scale, --k, a fidelity option,
+another init, other data) names another folder instead of overwriting the
+first.
 
-Building the graph reads no data and runs nothing: `reproduce --plan`
-prints it before any cost, and the Snakefile takes its jobs from it.
-
-    split        data_prep: a dataset's canonical split (synthetic: generated)
-    merge        data_prep.merge: several splits as one (Geng16 §5.3)
-    single_shot  one query and one gallery image per test person
-    lmdb         data_prep.lmdb_builder: one subset of one trial
-    weights      training.fetch_weights: a model zoo model
-    geng16       one Geng16 transfer stage, one- or two-stepped (§4.1)
-    mtdnet       one MTDnet training stage
-    unsupervised Geng16 §4.2's study: every unsupervised model and its rounds
-    features     the base's output features of a split's subsets
-    scores       MTDnet CIR scores / ranking distances of a query set
-    report       evaluation: results.md / results.json / index.html
+Building the graph runs nothing and reads no data but the datasets'
+fingerprints: `reproduce --plan` prints it before any cost, and the
+Snakefile takes its jobs from it. Each kind's module plans its stages
+(`Builder.stage`).
 """
 import hashlib
 import inspect
@@ -31,12 +22,12 @@ from dataclasses import dataclass, field
 
 from common import data_fingerprint
 from evaluation.cir import MTDNET_TESTS, PASSES
+from experiments import kinds
 from experiments.kinds import NAMES as KINDS, TRAINING
-from networks import geng16 as geng16_net
-from networks.geng16 import LMDB_SIZE as GENG16_LMDB
-from networks import mtdnet as mtdnet_net
-from networks.solver import scaled
 
+# Plans stages: what a stage computes is decided by its configuration and
+# inputs (its name), not by this module (common/code_fingerprint.py).
+DECIDES_RESULTS = False
 HASH_CHARS = 12
 
 
@@ -168,36 +159,11 @@ class Graph:
 
 # ---- cost ---------------------------------------------------------------
 
-def _geng16_images(net):
-    return net.get("k", geng16_net.K) * net.get("m", geng16_net.M)
-
-
-def _mtdnet_images(variant, net):
-    # a batch of triplets; the cross net reads a second batch from the source set
-    return 3 * net.get("batch", mtdnet_net.BATCH) * (2 if variant == "mtdnet_cross" else 1)
-
-
 def training_cost(stage):
-    """(iterations, images) a training stage trains at its scale: Geng16's
-    steps, MTDnet's schedule, the unsupervised study's Geng16 fine-tunings
-    (every round of self- and co-training and the gradient-reversal model;
-    the autoencoder's iterations are on features, not images, and not
-    counted); (0, 0) for other stages."""
-    c = stage.config
-    if stage.kind == "geng16":
-        steps = c["iters"] if c["two_step"] else c["iters"][1:]
-        iters = sum(scaled(i, c["scale"]) for i in steps)
-        return iters, iters * _geng16_images(c["net"])
-    if stage.kind == "mtdnet":
-        iters = scaled(c["iters"], c["scale"])
-        return iters, iters * _mtdnet_images(c["variant"], c["net"])
-    if stage.kind == "unsupervised":
-        per_round = sum(scaled(i, c["scale"]) for i in c["iters"])
-        rounds = sum(c["rounds"].get(row, 0) for row in c["rows"])
-        rounds += 1 if "adversarial" in c["rows"] else 0
-        iters = rounds * per_round
-        return iters, iters * _geng16_images({"k": c["k"]} if c.get("k") else {})
-    return 0, 0
+    """(iterations, images) a training stage trains at its scale (its
+    kind's `cost`); (0, 0) for other stages."""
+    module = kinds.get(stage.kind)
+    return module.cost(stage.config) if hasattr(module, "cost") else (0, 0)
 
 
 def totals(stages):
@@ -291,85 +257,18 @@ class Builder:
             self._known[path] = External(path, data)
         return self._known[path]
 
-    def split(self, dataset, root=None, name=None, **protocol):
-        """The split of `dataset` (data_prep's parser, `protocol` its options);
-        the synthetic generator's split has no input folder: the stage makes
-        its images."""
-        inputs = {} if dataset == "synthetic" else {
-            "root": self.external(root or os.path.join(self.data_root, dataset))}
-        return Stage("split", name or dataset, {"dataset": dataset, "protocol": protocol}, inputs)
-
-    def merged(self, name, splits, eval_from=None):
-        return Stage("merge", name, {"eval_from": eval_from},
-                     {"split%d" % i: s for i, s in enumerate(splits)})
-
-    def single_shot(self, split, name, trial=0, seed=0):
-        return Stage("single_shot", name, {"trial": trial, "seed": seed}, {"split": split})
-
-    def lmdb(self, split, subset, size, trial=0, augment=0):
-        return Stage("lmdb", "%s_t%d_%s" % (split.label, trial, subset),
-                     {"subset": subset, "size": size, "trial": trial, "augment": augment},
-                     {"split": split})
-
-    def weights(self, name, path=None):
-        """A model zoo model (fetched by its stage), or the file given."""
-        return self.external(path) if path else Stage("weights", name, {"name": name})
-
-    def geng16(self, label, train, weights=None, schedule="large", two_step=True, solver_kw=None,
-               **net_kw):
-        if self.k:   # the command's --k, where the recipe sets none
-            net_kw.setdefault("k", self.k)
-        step1_pv = net_kw.pop("step1_pv", False)  # training/two_step's, not the net generator's
-        net_kw = dict(full_arguments(geng16_net.geng16, net_kw), step1_pv=step1_pv)
-        iters = geng16_net.SCHEDULES[schedule] if isinstance(schedule, str) else schedule
-        if net_kw.get("step1_pv") and not two_step:
-            raise ValueError("step1_pv: one-stepped fine-tuning has no step 1")
-        if two_step and weights is None:
-            raise ValueError("two-stepped fine-tuning needs the previous stage's weights "
-                             "(step 1 trains the classifier on fixed features)")
-        inputs = {"train": train}
-        if weights is not None:
-            inputs["weights"] = weights
-        return Stage("geng16", label, {"net": net_kw, "iters": iters, "two_step": two_step,
-                                       "scale": self.scale, "seed": self.seed,
-                                       "solver": solver_kw or {}}, inputs)
-
-    def mtdnet(self, label, variant, train, iters, caffenet=None, weights=None, aux=None,
-               solver_kw=None, **net_kw):
-        net_kw = full_arguments(mtdnet_net.TRAIN_NETS[variant], net_kw)
-        inputs = {"train": train}
-        for name, value in (("caffenet", caffenet), ("weights", weights), ("aux", aux)):
-            if value is not None:
-                inputs[name] = value
-        return Stage("mtdnet", label, {"variant": variant, "net": net_kw, "iters": iters,
-                                       "scale": self.scale, "seed": self.seed,
-                                       "solver": solver_kw or {}}, inputs)
-
-    def features(self, model, split, base, subsets, trial=0, size=None, resize=None):
-        """The base's output features (Geng16 §4.1) of a split's subsets.
-        `size`: the input the model was trained at (default: the base's);
-        images are resized to `resize` (default: the training LMDB's) and
-        centre-cropped, as the data layer crops."""
-        if size is None:
-            resize = resize or GENG16_LMDB[base]
-        return Stage("features", "%s_t%d" % (model.label, trial),
-                     {"base": base, "subsets": subsets, "trial": trial, "size": size,
-                      "resize": resize}, {"weights": model, "split": split})
-
-    def report(self, label, sources, protocol, title, paper=None, matrix_key=None, similarity=False):
-        """An evaluation report of features (one per trial: mean ± std) or of
-        one score matrix, beside the paper's row `paper`."""
-        return Stage("report", label, {"protocol": protocol, "title": title, "paper": paper,
-                                       "key": matrix_key, "similarity": similarity},
-                     {"source%d" % i: s for i, s in enumerate(sources)})
+    def stage(self, kind, *args, **kwargs):
+        """A stage of `kind` as its module plans it (experiments/kinds/<kind>.py
+        `plan`), under this Builder's settings."""
+        return kinds.get(kind).plan(self, *args, **kwargs)
 
     def evaluate_geng16(self, label, models, split, base="googlenet", protocol="single-shot",
                         paper=None, subsets=("query", "gallery"), size=None, resize=None,
                         title=None):
         """Features of each trial's model, `models` = [(trial, stage)] → one report."""
-        files = [self.features(m, split, base, list(subsets), trial, size, resize)
+        files = [self.stage("features", m, split, base, list(subsets), trial, size, resize)
                  for trial, m in models]
-        return self.report(label, files, protocol, title or label, paper)
+        return self.stage("report", label, files, protocol, title or label, paper)
 
     def evaluate_mtdnet(self, label, model, query, gallery, test="cir", paper=None, size=None,
                         passes=PASSES, title=None):
@@ -377,15 +276,6 @@ class Builder:
         key, feature = MTDNET_TESTS[test]
         if model.config["variant"] == "mtdnet_cls":
             feature = None  # a classification-only model has no ranking feature to share
-        scores = Stage("scores", "%s_%s" % (model.label, query.label),
-                       {"passes": passes, "feature": feature, "size": size},
-                       {"weights": model, "query": query, "gallery": gallery})
-        return self.report(label, [scores], "single-shot", title or label, paper, key, test == "cir")
-
-    def unsupervised(self, label, large, source, target, setup, rows, table, setting, title):
-        """Geng16 §4.2's study from the large-set model `large`."""
-        setup = dict(setup, scale=self.scale, seed=self.seed,
-                     k=self.k if setup.get("k") is None else setup["k"])
-        return Stage("unsupervised", label, dict(setup, rows=list(rows), table=table,
-                                                 setting=setting, title=title),
-                     {"large": large, "source": source, "target": target})
+        scores = self.stage("scores", model, query, gallery, passes, feature, size)
+        return self.stage("report", label, [scores], "single-shot", title or label, paper, key,
+                          test == "cir")

@@ -107,7 +107,7 @@ NO_DGDNET_IMAGENET_TEXT = ("no public ImageNet model of DGDNet: give --imagenet 
 
 def _imagenet(b, opts, base):
     if base == "googlenet":
-        return b.weights("bvlc_googlenet", opts.imagenet)
+        return b.stage("weights", "bvlc_googlenet", opts.imagenet)
     return b.external(opts.imagenet) if opts.imagenet else External(NO_DGDNET_IMAGENET)
 
 
@@ -134,8 +134,8 @@ def _per_trial(b, opts, split, name, weights, schedule, two_step, base, variant)
     returns [(trial, stage)]."""
     models = []
     for trial in range(opts.trials):
-        train = b.lmdb(split, "train", GENG16_LMDB[base], trial, opts.augment)
-        models.append((trial, b.geng16("%s_t%d" % (name, trial), train, weights, schedule,
+        train = b.stage("lmdb", split, "train", GENG16_LMDB[base], trial, opts.augment)
+        models.append((trial, b.stage("geng16", "%s_t%d" % (name, trial), train, weights, schedule,
                                        two_step, base=base, **_fidelity(opts, variant, two_step))))
     return models
 
@@ -143,7 +143,7 @@ def _per_trial(b, opts, split, name, weights, schedule, two_step, base, variant)
 def geng16_large(b, opts, e):
     """ImageNet → a large set (CUHK03 / Market), Geng16 §5.3 "one-staged"."""
     split_kw = {"version": e.version} if e.version else {}
-    sp = b.split(e.dataset, name=e.dataset + "_" + (e.version or "std"), **split_kw)
+    sp = b.stage("split", e.dataset, name=e.dataset + "_" + (e.version or "std"), **split_kw)
     weights = _imagenet(b, opts, e.base) if e.pretrained else None
     models = _per_trial(b, opts, sp, e.dataset, weights, "large", e.two_step and e.pretrained,
                         e.base, e.variant())
@@ -155,12 +155,12 @@ def geng16_large(b, opts, e):
 def geng16_merged(b, opts, base="googlenet", pretrained=True, variant=None):
     """ImageNet → CUHK03 + Market merged (Geng16 §5.3, the first of two
     stages); returns (merged split, model)."""
-    cuhk03 = b.split("cuhk03", name="cuhk03_labeled")
-    market = b.split("market1501", name="market1501_std")
-    sp = b.merged("cuhk03_market1501", [cuhk03, market])
-    train = b.lmdb(sp, "train", GENG16_LMDB[base], 0, opts.augment)
+    cuhk03 = b.stage("split", "cuhk03", name="cuhk03_labeled")
+    market = b.stage("split", "market1501", name="market1501_std")
+    sp = b.stage("merge", "cuhk03_market1501", [cuhk03, market])
+    train = b.stage("lmdb", sp, "train", GENG16_LMDB[base], 0, opts.augment)
     weights = _imagenet(b, opts, base) if pretrained else None
-    return sp, b.geng16("large", train, weights, "large", pretrained, base=base,
+    return sp, b.stage("geng16", "large", train, weights, "large", pretrained, base=base,
                         **_fidelity(opts, variant or {}, pretrained))
 
 
@@ -168,7 +168,7 @@ def geng16_small(b, opts, e):
     """ImageNet → CUHK03 + Market → a small set (Geng16 §5.3, two stages)."""
     _, large = geng16_merged(b, opts, e.base, e.pretrained, e.variant())
     dataset, protocol = SMALL_SETS[e.dataset]
-    sp = b.split(dataset, name=e.dataset, **protocol)
+    sp = b.stage("split", dataset, name=e.dataset, **protocol)
     models = _per_trial(b, opts, sp, e.dataset, large, "small", e.two_step, e.base, e.variant())
     return [b.evaluate_geng16(e.label, models, sp, e.base, "single-shot", e.papers[0],
                               title=e.key)]
@@ -179,10 +179,10 @@ def geng16_unsupervised(b, opts, e):
     labels (Geng16 §4.2, §5.4, §5.6; unsupervised/study.py)."""
     source, large = geng16_merged(b, opts)
     dataset, protocol = SMALL_SETS[UNSUPERVISED_SETS[e.dataset]]
-    target = b.split(dataset, name=e.dataset, **protocol)
+    target = b.stage("split", dataset, name=e.dataset, **protocol)
     setup = study.setup_config(base="googlenet", iters="small", protocol="single-shot")
     table = e.key.split()[1]
-    return [b.unsupervised(e.label, large, source, target, setup, e.rows, table,
+    return [b.stage("unsupervised", e.label, large, source, target, setup, e.rows, table,
                            e.dataset if table == "table7" else None,
                            "Geng16 %s: unsupervised transfer to %s" % (table, e.dataset))]
 
@@ -327,10 +327,10 @@ def _rnk_kw(opts, net):
 
 def mtdnet_cuhk03(b, opts, net, trial=0):
     """CaffeNet conv1–2 → CUHK03, 200K iterations (networks/solver.py)."""
-    sp = b.split("cuhk03", name="cuhk03_labeled")
-    train = b.lmdb(sp, "train", MTDNET_LMDB, trial)
-    caffenet = b.weights("bvlc_reference_caffenet", opts.caffenet)
-    return sp, b.mtdnet("cuhk03_%s_t%d" % (net, trial), net, train,
+    sp = b.stage("split", "cuhk03", name="cuhk03_labeled")
+    train = b.stage("lmdb", sp, "train", MTDNET_LMDB, trial)
+    caffenet = b.stage("weights", "bvlc_reference_caffenet", opts.caffenet)
+    return sp, b.stage("mtdnet", "cuhk03_%s_t%d" % (net, trial), net, train,
                         schedules.MTDNET_CUHK03_ITERS, caffenet=caffenet, **_rnk_kw(opts, net))
 
 
@@ -347,20 +347,20 @@ def mtdnet_run(b, opts, e):
         # multi-task model, its target stream copied into the source stream)
         cuhk03_sp, source = mtdnet_cuhk03(b, opts, "mtdnet" if net == "mtdnet_cross" else net)
         name, protocol = MTDNET_SETS[dataset]
-        sp = b.split(name, name=dataset, **protocol)
+        sp = b.stage("split", name, name=dataset, **protocol)
         if e.row == "aug":
-            sp = b.merged(dataset + "_aug", [sp, cuhk03_sp], eval_from=0)
-        aux = b.lmdb(cuhk03_sp, "train", MTDNET_LMDB) if net == "mtdnet_cross" else None
+            sp = b.stage("merge", dataset + "_aug", [sp, cuhk03_sp], eval_from=0)
+        aux = b.stage("lmdb", cuhk03_sp, "train", MTDNET_LMDB) if net == "mtdnet_cross" else None
         solver_kw = ({"base_lr": schedules.mtdnet_prid_lr(opts.prid_lr, net)}
                      if dataset == "prid2011" else None)
         for trial in range(opts.trials):
-            train = b.lmdb(sp, "train", MTDNET_LMDB, trial)
-            models.append((trial, b.mtdnet("%s_%s_t%d" % (dataset, e.row, trial), net, train,
+            train = b.stage("lmdb", sp, "train", MTDNET_LMDB, trial)
+            models.append((trial, b.stage("mtdnet", "%s_%s_t%d" % (dataset, e.row, trial), net, train,
                                            schedules.MTDNET_SMALL_ITERS, weights=source, aux=aux,
                                            solver_kw=solver_kw, **_rnk_kw(opts, net))))
     return [b.evaluate_mtdnet("%s_t%d" % (e.label, trial), model,
-                              b.lmdb(sp, "query", MTDNET_LMDB, trial),
-                              b.lmdb(sp, "gallery", MTDNET_LMDB, trial), test, e.papers[0],
+                              b.stage("lmdb", sp, "query", MTDNET_LMDB, trial),
+                              b.stage("lmdb", sp, "gallery", MTDNET_LMDB, trial), test, e.papers[0],
                               title="%s, trial %d" % (e.key, trial))
             for trial, model in models]
 

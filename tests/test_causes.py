@@ -11,8 +11,8 @@ from experiments.plan import Builder, Graph
 
 def _graph(tmp_path, size=(8, 4)):
     b = Builder(str(tmp_path / "data"))
-    split = b.split("synthetic", name="s", num_ids=4, seed=0)
-    lmdb = b.lmdb(split, "train", size)
+    split = b.stage("split", "synthetic", name="s", num_ids=4, seed=0)
+    lmdb = b.stage("lmdb", split, "train", size)
     g = Graph({})
     g.add("x", [lmdb])
     return g, split, lmdb
@@ -62,8 +62,8 @@ def test_new_reused_code_input_incomplete_and_configuration(tmp_path):
 def test_the_arithmetic_of_a_caffe_stage_is_a_cause(tmp_path):
     store = str(tmp_path / "store")
     b = Builder(str(tmp_path / "data"))
-    split = b.split("synthetic", name="s")
-    stage = b.features(b.geng16("g", b.lmdb(split, "train", (160, 64)), None, (0, 1),
+    split = b.stage("split", "synthetic", name="s")
+    stage = b.stage("features", b.stage("geng16", "g", b.stage("lmdb", split, "train", (160, 64)), None, (0, 1),
                                 two_step=False, base="dgdnet"), split, "dgdnet", ["query"])
     g = Graph({"blas_threads": 2})
     g.add("x", [stage])

@@ -24,7 +24,8 @@ PROJECT = {
     "lib/__init__.py": "from lib.heavy import everything\n",
     "lib/heavy.py": "everything = 1\n",
     "lib/maths.py": '"""Maths."""\nimport numpy as np\n\n\ndef double(x):\n    return 2 * x\n',
-    "lib/bars.py": "DECIDES_RESULTS = False\nimport lib.maths\n\n\ndef bar():\n    return '#'\n",
+    "lib/bars.py": "DECIDES_RESULTS = False\nimport lib.drawing\n\n\ndef bar():\n    return '#'\n",
+    "lib/drawing.py": "def draw():\n    return 0\n",
     "app/__init__.py": "",
     "app/main.py": "from lib import maths\n\n\ndef run():\n    from lib import bars\n    return maths.double(1)\n",
 }
@@ -46,12 +47,15 @@ def test_the_closure_follows_imports_but_not_a_parents_imports(tmp_path):
     root = package(tmp_path, PROJECT)
     found = cf.closure(["app.main"], root)
     # app.main imports lib.maths and (inside a function) lib.bars; lib's
-    # __init__ runs, but what it imports (lib.heavy) is not app.main's
+    # __init__ runs, but what it imports (lib.heavy) is not app.main's, and
+    # what lib.bars, which decides no result, imports (lib.drawing) neither
     assert sorted(found) == ["app", "app.main", "lib", "lib.bars", "lib.maths"]
     prints = cf.fingerprint(["app.main"], root)
     # lib/bars.py says it decides no result: its digest is left out
     assert sorted(prints) == ["app/__init__.py", "app/main.py", "lib/__init__.py", "lib/maths.py"]
     package(tmp_path, {"lib/bars.py": "DECIDES_RESULTS = False\n\n\ndef bar():\n    return '='\n"})
+    assert cf.fingerprint(["app.main"], root) == prints
+    package(tmp_path, {"lib/drawing.py": "def draw():\n    return 1\n"})
     assert cf.fingerprint(["app.main"], root) == prints
     package(tmp_path, {"lib/heavy.py": "everything = 2\n"})
     assert cf.fingerprint(["app.main"], root) == prints

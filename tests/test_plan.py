@@ -21,17 +21,17 @@ def _training(graph, key):
 
 def test_a_stage_is_named_after_its_configuration_and_inputs():
     b = Builder("/data")
-    split = b.split("market1501", name="market1501_std")
-    same = Builder("/data").split("market1501", name="market1501_std")
+    split = b.stage("split", "market1501", name="market1501_std")
+    same = Builder("/data").stage("split", "market1501", name="market1501_std")
     assert split.id == same.id and split.id.startswith("market1501_std-")
-    assert b.lmdb(split, "train", (256, 256)).id == b.lmdb(same, "train", (256, 256)).id
+    assert b.stage("lmdb", split, "train", (256, 256)).id == b.stage("lmdb", same, "train", (256, 256)).id
     # another configuration, another input, another root: another folder
-    assert b.lmdb(split, "train", (160, 64)).id != b.lmdb(split, "train", (256, 256)).id
-    other = Builder("/elsewhere").split("market1501", name="market1501_std")
+    assert b.stage("lmdb", split, "train", (160, 64)).id != b.stage("lmdb", split, "train", (256, 256)).id
+    other = Builder("/elsewhere").stage("split", "market1501", name="market1501_std")
     assert other.id != split.id
-    train = b.lmdb(split, "train", (160, 64))
-    assert (Builder("/data", scale=0.5).geng16("m", train, None, two_step=False).id
-            != Builder("/data", scale=0.25).geng16("m", train, None, two_step=False).id)
+    train = b.stage("lmdb", split, "train", (160, 64))
+    assert (Builder("/data", scale=0.5).stage("geng16", "m", train, None, two_step=False).id
+            != Builder("/data", scale=0.25).stage("geng16", "m", train, None, two_step=False).id)
     with pytest.raises(ValueError, match="unknown stage kind"):
         Stage("train", "x", {})
 

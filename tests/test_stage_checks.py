@@ -14,8 +14,8 @@ from unsupervised import study
 
 def _geng16(tmp_path, **net):
     b = Builder(str(tmp_path))
-    train = b.lmdb(b.split("synthetic", name="x"), "train", (8, 4))
-    return b.geng16("g", train, None, (0, 1), two_step=False, base="dgdnet", **net)
+    train = b.stage("lmdb", b.stage("split", "synthetic", name="x"), "train", (8, 4))
+    return b.stage("geng16", "g", train, None, (0, 1), two_step=False, base="dgdnet", **net)
 
 
 def test_geng16_refuses_k_beyond_the_identities_and_an_input_beyond_the_images(tmp_path):

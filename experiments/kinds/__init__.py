@@ -1,12 +1,21 @@
 """One module per kind of stage of the experiments' workflow, each the one
-definition of that kind: the file the next stage reads (`MAIN`), whether it
-runs Caffe (`USES_CAFFE`), the memory a scheduler reserves for it
-(`MEM_MB`), the modules whose code decides its result beside its own (an
-optional `code(config)`: what its configuration makes it run, such as the
-Python layers its nets name), an optional `check(stage, files)` of what its
-inputs must satisfy, run before any work, and `run(stage, files, out,
-work, settings)`, which makes the stage's folder `out` from its inputs'
-files (training keeps its snapshots in `work`).
+definition of that kind:
+
+    plan(b, ...)        its configuration and inputs: the Stage a recipe
+                        asks for, under a plan.Builder's settings
+    MAIN                the file of its folder the next stage reads
+    USES_CAFFE, MEM_MB  whether it runs Caffe; the memory a scheduler
+                        reserves for it
+    code(config)        (optional) the modules its configuration makes it
+                        run beside its own, such as the Python layers its
+                        nets name: with its own imports, the code that
+                        decides its result (experiments/causes.py)
+    cost(config)        (optional) the (iterations, images) it trains
+    check(stage, files) (optional) what its inputs must satisfy, checked
+                        before any of its work
+    run(stage, files, out, work, settings)
+                        makes the stage's folder `out` from its inputs'
+                        files (training keeps its snapshots in `work`)
 
 Kinds are found by name, so that a kind's code fingerprint holds its own
 imports and not every other kind's."""

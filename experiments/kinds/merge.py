@@ -4,10 +4,17 @@ import os
 
 import data_prep
 from common.layout import SPLIT
+from experiments.plan import Stage
 
 MAIN = SPLIT
 USES_CAFFE = False
 MEM_MB = 2000
+
+
+def plan(b, name, splits, eval_from=None):
+    """Several splits as one (`eval_from`: the split whose tests are kept)."""
+    return Stage("merge", name, {"eval_from": eval_from},
+                 {"split%d" % i: s for i, s in enumerate(splits)})
 
 
 def run(stage, files, out, work, settings):

@@ -5,10 +5,20 @@ import os
 from common.config import MTDNET_INPUT
 from common.layout import SCORES
 from evaluation import cir
+from experiments.plan import Stage
 
 MAIN = SCORES
 USES_CAFFE = True
 MEM_MB = 6000
+
+
+def plan(b, model, query, gallery, passes, feature, size):
+    """`model`'s CIR scores of the LMDB stage `query` against `gallery`
+    (`passes`: of both orders and flips), and the distances of the ranking
+    feature `feature` (trp, rnk or None) in the same run."""
+    return Stage("scores", "%s_%s" % (model.label, query.label),
+                 {"passes": passes, "feature": feature, "size": size},
+                 {"weights": model, "query": query, "gallery": gallery})
 
 
 def run(stage, files, out, work, settings):

@@ -5,10 +5,20 @@ import os
 
 import data_prep
 from common.layout import SPLIT
+from experiments.plan import Stage
 
 MAIN = SPLIT
 USES_CAFFE = False
 MEM_MB = 2000
+
+
+def plan(b, dataset, root=None, name=None, **protocol):
+    """The split of `dataset` (data_prep's parser, `protocol` its options);
+    the synthetic generator's split has no input folder: the stage makes
+    its images."""
+    inputs = {} if dataset == "synthetic" else {
+        "root": b.external(root or os.path.join(b.data_root, dataset))}
+    return Stage("split", name or dataset, {"dataset": dataset, "protocol": protocol}, inputs)
 
 
 def code(config):

@@ -10,6 +10,9 @@ from experiments.kinds.job import context
 from networks import geng16 as geng16_net
 from networks import unsupervised as unsupervised_net
 from unsupervised import study
+from experiments.kinds.geng16 import batch_images
+from experiments.plan import Stage
+from networks.solver import scaled
 
 MAIN = None
 USES_CAFFE = True
@@ -21,6 +24,27 @@ def _setup(config):
                        size=config["size"], lmdb_size=config["lmdb_size"],
                        solver_kw=config["solver_kw"], k=config["k"], ae_iters=config["ae_iters"],
                        rounds=config["rounds"])
+
+
+def plan(b, label, large, source, target, setup, rows, table, setting, title):
+    """Geng16 §4.2's study from the large-set model `large` (`setup`:
+    study.setup_config's), the command's K where the setup sets none."""
+    setup = dict(setup, scale=b.scale, seed=b.seed,
+                 k=b.k if setup.get("k") is None else setup["k"])
+    return Stage("unsupervised", label, dict(setup, rows=list(rows), table=table,
+                                             setting=setting, title=title),
+                 {"large": large, "source": source, "target": target})
+
+
+def cost(config):
+    """(iterations, images): the study's Geng16 fine-tunings, every round of
+    self- and co-training and the gradient-reversal model (the autoencoder's
+    iterations are on features, not images, and not counted)."""
+    per_round = sum(scaled(i, config["scale"]) for i in config["iters"])
+    rounds = sum(config["rounds"].get(row, 0) for row in config["rows"])
+    rounds += 1 if "adversarial" in config["rows"] else 0
+    iters = rounds * per_round
+    return iters, iters * batch_images({"k": config["k"]} if config.get("k") else {})
 
 
 def code(config):
