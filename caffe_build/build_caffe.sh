@@ -251,6 +251,12 @@ CMAKE_FLAGS=(-DCMAKE_BUILD_TYPE=Release -DBLAS=Open -DBUILD_python=ON
   -DCMAKE_INSTALL_RPATH_USE_LINK_PATH=ON
   "-DPYTHON_EXECUTABLE=$PY_EXE" "-DPYTHON_INCLUDE_DIR=$PY_INC" "-DPYTHON_LIBRARY=$PY_LIB")
 [ "$(use hdf5)" = ON ] || CMAKE_FLAGS+=(-DUSE_HDF5=OFF)
+# Patches that only a build leaving a part out needs: caffe_patches/without-<part>/.
+WITHOUT_PATCHES=()
+for part in ${CAFFE_WITHOUT:-}; do
+  [ -f "$PATCH_DIR/without-$part/series" ] || continue
+  while read -r p; do [ -n "$p" ] && WITHOUT_PATCHES+=("without-$part/$p"); done < "$PATCH_DIR/without-$part/series"
+done
 if [ -n "${BOOST_PYTHON_LIBRARY:-}" ]; then
   [ -f "$BOOST_PYTHON_LIBRARY" ] || die "BOOST_PYTHON_LIBRARY=$BOOST_PYTHON_LIBRARY: no such file"
   # FindBoost's module mode takes a preset library path; Boost's own CMake
@@ -267,6 +273,7 @@ if [ -n "${CAFFE_SRC:-}" ]; then resolve_source; KEY_SRC="$SRC_ID"; else KEY_SRC
 # checkout on the machine with the same Python and NumPy shares one build.
 KEY=$( { echo "recipe $BUILD_RECIPE"; echo "$KEY_SRC"; cat "$PATCH_DIR/series";
          while read -r p; do cat "$PATCH_DIR/$p"; done < "$PATCH_DIR/series";
+         for p in ${WITHOUT_PATCHES[@]+"${WITHOUT_PATCHES[@]}"}; do echo "$p"; cat "$PATCH_DIR/$p"; done;
          printf '%s\n' "${CMAKE_FLAGS[@]}" | grep -v '^-DPYTHON_EXECUTABLE=';
          echo "python $PY_VER numpy $PY_NUMPY"; } | sha256sum | cut -c1-16)
 PREFIX="$CAFFE_CACHE/$VARIANT-$KEY"
@@ -289,6 +296,10 @@ while read -r p; do
     || die "patch $p does not apply to $SRC"
   say "applied $p"
 done < "$PATCH_DIR/series"
+for p in ${WITHOUT_PATCHES[@]+"${WITHOUT_PATCHES[@]}"}; do
+  patch -d "$WORK/src" -p1 --forward --quiet < "$PATCH_DIR/$p" || die "patch $p does not apply to $SRC"
+  say "applied $p"
+done
 
 say "configuring ($VARIANT) in $WORK/build"
 mkdir -p "$WORK/build"

@@ -147,6 +147,7 @@ ldd "$libcaffe" "$pycaffe" "$BP_LIB" 2>>"$LOG" | awk '$2 == "=>" && $3 ~ /^\// {
     done
 missing=$(ldd "$libcaffe" "$pycaffe" 2>/dev/null | awk '/not found/ {print $1}' | grep -vE "$SYSTEM_LIBS" | sort -u | tr '\n' ' ')
 [ -z "$missing" ] || die "libraries Caffe links are not found here: $missing"
+strip --strip-unneeded "$libcaffe" "$pycaffe" "$STAGE"/lib/*.so* 2>>"$LOG" || true
 # Python's symbols come from the interpreter that imports pycaffe (the
 # machine's may be a static one without libpython3.12.so); the kit's own
 # libraries find each other through lib/.
@@ -156,7 +157,6 @@ done
 patchelf --set-rpath '$ORIGIN:$ORIGIN/../../lib' "$libcaffe"
 patchelf --set-rpath '$ORIGIN/../../lib:$ORIGIN/../../../lib' "$pycaffe"
 for f in "$STAGE"/lib/*.so*; do patchelf --set-rpath '$ORIGIN' "$f"; done
-strip --strip-unneeded "$libcaffe" "$pycaffe" "$STAGE"/lib/*.so* 2>>"$LOG" || true
 say "the Python packages the machine lacks: ${KIT_WHEELS[*]}"
 "$VENV/bin/python" -m pip install -q --no-deps --only-binary=:all: --python-version 3.12 \
   --implementation cp --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
