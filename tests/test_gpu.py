@@ -151,3 +151,27 @@ def test_missing_device_is_refused(data):
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: GPU mode requested") and why in last, last
     assert "Traceback" not in proc.stderr and not out.exists()
+
+
+def test_training_on_a_missing_device_is_refused(data):
+    count = caffe_env.cuda_device_count()
+    net = str(data["tmp"] / "refused_train.prototxt")
+    with open(net, "w") as f:
+        f.write(geng16.net_text(geng16.geng16(base="dgdnet", num_ids=data["num_ids"],
+                                              source=data["lmdb_160"], k=4, m=2), "refused"))
+    solver = str(data["tmp"] / "refused_solver.prototxt")
+    with open(solver, "w") as f:
+        f.write(geng16.solver_text(net, 10, snapshot_prefix=str(data["tmp"] / "refused")))
+    # a device that is not there; two that are not (or a build without
+    # NCCL): refused before anything starts, in one line
+    two = "%d,%d" % (count, count + 1)
+    for device, start in (("--gpu=%d" % count, "error: GPU mode requested"),
+                          ("--gpus=" + two, "error: --gpus %s: " % two)):
+        run_dir = data["tmp"] / ("refused_run_%s" % device[2:6])
+        proc = subprocess.run([sys.executable, "-m", "tools.train", "--solver", solver, "--run-dir",
+                               str(run_dir), device, "--no-progress"],
+                              cwd=ROOT, capture_output=True, text=True, timeout=300)
+        lines = proc.stderr.splitlines()
+        assert proc.returncode == 1 and proc.stdout == "", proc.stderr[-2000:]
+        assert len(lines) == 1 and lines[0].startswith(start), proc.stderr[-2000:]
+        assert not any(f.endswith(".caffemodel") for f in os.listdir(run_dir))
