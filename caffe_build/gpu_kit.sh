@@ -35,9 +35,10 @@ BOOST_PATCHES=(python3.10-file python3.10-pep-620 python-enum)
 # Python packages the machine lacks (its own list: docs/gpu.md), as wheels for
 # CPython 3.12 on manylinux x86-64.
 KIT_WHEELS=(lmdb==3.0.0)
-# Left to the machine: glibc's libraries, libstdc++, libgcc_s, zlib, the
-# driver and the CUDA libraries (their wheels there), and Python itself.
-SYSTEM_LIBS='^(linux-vdso|ld-linux-x86-64|libc|libm|libdl|libpthread|librt|libresolv|libutil|libstdc\+\+|libgcc_s|libz|libcuda|libcudart|libcublas|libcublasLt|libcurand|libnccl|libpython3\.[0-9]+)\.so'
+# Left to the machine: glibc's libraries, libstdc++, libgcc_s, zlib, liblzma,
+# the driver and the CUDA libraries (their wheels there), Python itself; and
+# libcaffe, which the kit holds in caffe/lib.
+SYSTEM_LIBS='^(linux-vdso|ld-linux-x86-64|libc|libm|libdl|libpthread|librt|libresolv|libutil|libstdc\+\+|libgcc_s|libz|liblzma|libcuda|libcudart|libcublas|libcublasLt|libcurand|libnccl|libpython3\.[0-9]+|libcaffe)\.so'
 say() { echo "[gpu_kit] $*" >&2; }
 die() { echo "gpu_kit: error: $*" >&2; exit 1; }
 
@@ -145,7 +146,7 @@ ldd "$libcaffe" "$pycaffe" "$BP_LIB" 2>>"$LOG" | awk '$2 == "=>" && $3 ~ /^\// {
       echo "$soname" | grep -qE "$SYSTEM_LIBS" && continue
       [ -e "$STAGE/lib/$soname" ] || cp -L "$path" "$STAGE/lib/$soname"
     done
-missing=$(ldd "$libcaffe" "$pycaffe" 2>/dev/null | awk '/not found/ {print $1}' | grep -vE "$SYSTEM_LIBS" | sort -u | tr '\n' ' ')
+missing=$(ldd "$libcaffe" "$pycaffe" 2>/dev/null | awk '/not found/ {print $1}' | { grep -vE "$SYSTEM_LIBS" || true; } | sort -u | tr '\n' ' ')
 [ -z "$missing" ] || die "libraries Caffe links are not found here: $missing"
 strip --strip-unneeded "$libcaffe" "$pycaffe" "$STAGE"/lib/*.so* 2>>"$LOG" || true
 # Python's symbols come from the interpreter that imports pycaffe (the
