@@ -26,7 +26,7 @@ cd "$ROOT"
 echo "[gpu_check] unpacking $KIT"
 lines=$("$PY" -m bench.gpu_kit "$KIT" "${TMPDIR:-/tmp}") || exit $?
 eval "$lines"
-echo "[gpu_check] kit at $KIT_ROOT; CUDA libraries from ${CUDA_LIB_DIRS:-the loader's paths}"
+echo "[gpu_check] kit at $KIT_ROOT; CUDA libraries from ${CUDA_LIB_DIRS:-the paths the loader knows}"
 export LD_LIBRARY_PATH="$KIT_ROOT/lib${CUDA_LIB_DIRS:+:$CUDA_LIB_DIRS}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export PYTHONPATH="$KIT_ROOT/caffe/python:$KIT_ROOT/site:$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 export CAFFE_PREFIX="$KIT_ROOT/caffe" PYTHONUNBUFFERED=1
