@@ -250,6 +250,8 @@ def main(argv=None):
                     help="seconds after which benchmarks not yet begun are skipped (default 420)")
     args = ap.parse_args(argv)
     start = time.perf_counter()
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise FileExistsError("%s is an existing file, not a folder for the results" % args.out)
     os.makedirs(args.out, exist_ok=True)
     device = Device(args.cpu)
     if device.gpu is not None:
