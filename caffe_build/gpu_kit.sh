@@ -132,8 +132,10 @@ command -v patchelf >/dev/null || {
 } || die "patchelf is missing (apt-get install patchelf)"
 
 # ---- the kit's tree: caffe/ (the prefix's runtime part), lib/, site/
-STAGE="$WORK/stage"
-rm -rf "$STAGE"; mkdir -p "$STAGE/caffe/lib" "$STAGE/lib" "$STAGE/site"
+# (a folder of this run's own: two checkouts may make their kits at once)
+STAGE=$(mktemp -d "$WORK/stage.XXXXXX")
+trap 'rm -rf "$STAGE" "$STAGE.tar.xz" "$STAGE.json"' EXIT
+mkdir -p "$STAGE/caffe/lib" "$STAGE/lib" "$STAGE/site"
 cp -a "$PREFIX/python" "$PREFIX/models" "$PREFIX/extra" "$PREFIX/build-summary.txt" "$PREFIX/.complete" "$STAGE/caffe/"
 cp -a "$PREFIX"/lib/libcaffe.so* "$STAGE/caffe/lib/"
 find "$STAGE/caffe" -name __pycache__ -prune -exec rm -rf {} +
@@ -166,10 +168,10 @@ say "the Python packages the machine lacks: ${KIT_WHEELS[*]}"
 
 # ---- compress; the manifest says what is inside and what the machine must have
 say "compressing (xz -9)"
-tmp="$WORK/$ARCHIVE.part"
+tmp="$STAGE.tar.xz"
 XZ_OPT="-9 -T2" tar -C "$STAGE" -cJf "$tmp" --owner=0 --group=0 --sort=name caffe lib site
 unpacked=$(du -sb "$STAGE" | cut -f1)
-"$VENV/bin/python" - "$STAGE" "$KEY" "$PREFIX" "$unpacked" "$(stat -c %s "$tmp")" "$WORK/manifest.json" <<'EOF'
+"$VENV/bin/python" - "$STAGE" "$KEY" "$PREFIX" "$unpacked" "$(stat -c %s "$tmp")" "$STAGE.json" <<'EOF'
 import json, os, subprocess, sys
 stage, key, prefix, unpacked, packed, out = sys.argv[1:]
 def needed(path):
@@ -188,10 +190,9 @@ doc = {"key": key, "archive": "reid-gpu-kit.tar.xz", "caffe_build": os.path.base
 with open(out, "w") as f:
     json.dump(doc, f, indent=1)
 EOF
+size=$(stat -c %s "$tmp")
+[ "$size" -le $((64 * 1024 * 1024)) ] || die "the kit would be $((size / 1048576)) MiB, over the 64 MiB that may travel"
 mkdir -p "$KIT_DIR"
 mv "$tmp" "$KIT_DIR/$ARCHIVE"
-mv "$WORK/manifest.json" "$KIT_DIR/manifest.json"
-rm -rf "$STAGE"
-size=$(stat -c %s "$KIT_DIR/$ARCHIVE")
-[ "$size" -le $((64 * 1024 * 1024)) ] || die "$KIT_DIR/$ARCHIVE is $((size / 1048576)) MiB, over the 64 MiB that may travel"
+mv "$STAGE.json" "$KIT_DIR/manifest.json"
 say "$KIT_DIR/$ARCHIVE: $((size / 1024)) KiB packed, $((unpacked / 1024)) KiB unpacked, in $(( $(date +%s) - start ))s"
