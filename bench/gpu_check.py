@@ -193,7 +193,7 @@ def bench_cir(probes, gallery, naive_probes, device):
     cir.naive_pair_scores(pair, probe[:naive_probes], gallery_x)
     naive = naive_probes * gallery / (time.perf_counter() - start)
     return {"pairs_s": round(fast, 1), "baseline_pairs_s": round(naive, 1), "ratio": round(fast / naive, 2),
-            "probes": probes, "gallery": gallery, "baseline": "one pair per forward (%d probe(s))" % naive_probes}
+            "probes": probes, "gallery": gallery, "baseline": "one pair per forward, %d probe(s)" % naive_probes}
 
 
 def projections(bench):
