@@ -5,7 +5,7 @@ PY := .venv/bin/python
 # the CUDA variant of Caffe.
 SETUP_FLAGS := $(if $(filter 1,$(CUDA)),--cuda,)
 
-.PHONY: setup demo test bench check-cuda diagrams
+.PHONY: setup demo test bench check-cuda gpu-kit diagrams
 
 ## setup: venv + Caffe built from source (cached) + pycaffe wired into the venv
 setup:
@@ -28,6 +28,11 @@ bench: setup
 ## check-cuda: compile and link the CUDA variant (sm_90) here, then run the CPU tests on it (~20 min)
 check-cuda: setup
 	bash caffe_build/check_cuda.sh
+
+## gpu-kit: gpu-kit/, all a bare GPU machine without network lacks, compressed (docs/gpu.md);
+## the CUDA build of check-cuda for Python 3.12, cached
+gpu-kit: setup
+	bash caffe_build/gpu_kit.sh
 
 ## diagrams: redraw docs/diagrams/ from prototxt/ with Caffe's own drawing module (graphviz),
 ## and docs/images/rulegraph.png, the workflow's rules (Snakemake's --rulegraph)

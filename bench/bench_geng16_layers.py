@@ -31,27 +31,37 @@ def _fill(net, k, m, seed=0):
             net.blobs[name].data[...] = rng.uniform(-1, 1, net.blobs[name].data.shape)
 
 
-def layer_times(net, rounds=ROUNDS):
-    """(seconds in Python layers, seconds in all layers) per forward+backward,
-    best of `rounds`, timing each layer alone."""
-    kinds = [l.type for l in net.layers]
-    n = len(kinds)
+def layer_seconds(net, rounds=ROUNDS, sync=None):
+    """Seconds of each layer's forward + backward, in the net's order, timing
+    each layer alone, from the round whose total was least. `sync` waits for
+    the work a layer queued on a GPU (Caffe's kernels return before they end)."""
+    sync = sync or (lambda: None)
+    n = len(net.layers)
     best = None
     net.forward()
+    sync()
     for _ in range(rounds):
         spent = np.zeros(n)
         for i in range(n):
             start = time.perf_counter()
             net._forward(i, i)
+            sync()
             spent[i] += time.perf_counter() - start
         for i in reversed(range(n)):
             start = time.perf_counter()
             net._backward(i, i)
+            sync()
             spent[i] += time.perf_counter() - start
-        python = sum(t for t, kind in zip(spent, kinds) if kind == "Python")
-        pair = (python, spent.sum())
-        best = pair if best is None or pair[1] < best[1] else best
+        best = spent if best is None or spent.sum() < best.sum() else best
     return best
+
+
+def layer_times(net, rounds=ROUNDS):
+    """(seconds in Python layers, seconds in all layers) per forward+backward,
+    best of `rounds`, timing each layer alone."""
+    spent = layer_seconds(net, rounds)
+    python = sum(t for t, layer in zip(spent, net.layers) if layer.type == "Python")
+    return python, spent.sum()
 
 
 def _heads_only(k, m):

@@ -53,14 +53,17 @@ def _solver(tmp, name, spec):
     return caffe.SGDSolver(solver_path)
 
 
-def _best_steps(a, b, rounds):
+def _best_steps(a, b, rounds, sync=None):
     """Best seconds of one step of solvers a and b, taking turns in the order
-    ab, ba, ab, … (so neither always runs right after the other)."""
+    ab, ba, ab, … (so neither always runs right after the other); `sync`
+    waits for a GPU's queued work."""
     best = {a: float("inf"), b: float("inf")}
     for r in range(rounds):
         for solver in (a, b) if r % 2 == 0 else (b, a):
             start = time.perf_counter()
             solver.step(1)
+            if sync:
+                sync()
             best[solver] = min(best[solver], time.perf_counter() - start)
     return best[a], best[b]
 

@@ -29,6 +29,11 @@
 #   CAFFE_GITHUB_URL, CAFFE_DEBIAN_MIRROR   other download locations
 #   CAFFE_NO_APT_INSTALL=1   report missing apt packages instead of installing
 #   CAFFE_EXTRA_APT_DEPS     more apt packages to require
+#   CAFFE_WITHOUT     optional parts left out, of: opencv leveldb hdf5 (the GPU
+#                     kit leaves all three out: the pipeline feeds Caffe raw
+#                     datums from LMDB and Python layers)
+#   BOOST_PYTHON_LIBRARY   a Boost.Python built for $PYTHON's version, where
+#                     the system's Boost.Python is for another (the GPU kit's)
 #
 # On success the last line on stdout is `CAFFE_PREFIX=<install prefix>`.
 set -euo pipefail
@@ -63,7 +68,7 @@ CUDA=0
 for arg in "$@"; do
   case "$arg" in
     --cuda) CUDA=1 ;;
-    -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
     *) echo "build_caffe: unknown argument '$arg' (expected --cuda)" >&2; exit 2 ;;
   esac
 done
@@ -234,11 +239,31 @@ install_extras() {  # $1 = source tree, $2 = prefix
 # ---------------------------------------------------------------- main
 mkdir -p "$CAFFE_CACHE"
 python_flags
+use() {  # $1 = optional part; prints ON unless CAFFE_WITHOUT names it
+  case " ${CAFFE_WITHOUT:-} " in *" $1 "*) echo OFF ;; *) echo ON ;; esac
+}
+for part in ${CAFFE_WITHOUT:-}; do
+  case "$part" in opencv|leveldb|hdf5) ;; *) die "CAFFE_WITHOUT: unknown part '$part' (expected opencv, leveldb, hdf5)" ;; esac
+done
 CMAKE_FLAGS=(-DCMAKE_BUILD_TYPE=Release -DBLAS=Open -DBUILD_python=ON
   -DBUILD_python_layer=ON -Dpython_version=3 -DBUILD_docs=OFF
-  -DBUILD_matlab=OFF -DUSE_LMDB=ON -DUSE_LEVELDB=ON -DUSE_OPENCV=ON
+  -DBUILD_matlab=OFF -DUSE_LMDB=ON "-DUSE_LEVELDB=$(use leveldb)" "-DUSE_OPENCV=$(use opencv)"
   -DCMAKE_INSTALL_RPATH_USE_LINK_PATH=ON
   "-DPYTHON_EXECUTABLE=$PY_EXE" "-DPYTHON_INCLUDE_DIR=$PY_INC" "-DPYTHON_LIBRARY=$PY_LIB")
+[ "$(use hdf5)" = ON ] || CMAKE_FLAGS+=(-DUSE_HDF5=OFF)
+# Patches that only a build leaving a part out needs: caffe_patches/without-<part>/.
+WITHOUT_PATCHES=()
+for part in ${CAFFE_WITHOUT:-}; do
+  [ -f "$PATCH_DIR/without-$part/series" ] || continue
+  while read -r p; do [ -n "$p" ] && WITHOUT_PATCHES+=("without-$part/$p"); done < "$PATCH_DIR/without-$part/series"
+done
+if [ -n "${BOOST_PYTHON_LIBRARY:-}" ]; then
+  [ -f "$BOOST_PYTHON_LIBRARY" ] || die "BOOST_PYTHON_LIBRARY=$BOOST_PYTHON_LIBRARY: no such file"
+  # FindBoost's module mode takes a preset library path; Boost's own CMake
+  # files know only the Python versions Debian built Boost.Python for.
+  CMAKE_FLAGS+=(-DBoost_NO_BOOST_CMAKE=ON
+    "-DBoost_PYTHON$(echo "${PY_VER%.*}" | tr -d .)_LIBRARY_RELEASE=$BOOST_PYTHON_LIBRARY")
+fi
 if [ "$CUDA" = 1 ]; then VARIANT=cuda; cuda_flags; else VARIANT=cpu; CMAKE_FLAGS+=(-DCPU_ONLY=ON); fi
 
 # The key does not depend on which download was used: both are verified to
@@ -248,6 +273,7 @@ if [ -n "${CAFFE_SRC:-}" ]; then resolve_source; KEY_SRC="$SRC_ID"; else KEY_SRC
 # checkout on the machine with the same Python and NumPy shares one build.
 KEY=$( { echo "recipe $BUILD_RECIPE"; echo "$KEY_SRC"; cat "$PATCH_DIR/series";
          while read -r p; do cat "$PATCH_DIR/$p"; done < "$PATCH_DIR/series";
+         for p in ${WITHOUT_PATCHES[@]+"${WITHOUT_PATCHES[@]}"}; do echo "$p"; cat "$PATCH_DIR/$p"; done;
          printf '%s\n' "${CMAKE_FLAGS[@]}" | grep -v '^-DPYTHON_EXECUTABLE=';
          echo "python $PY_VER numpy $PY_NUMPY"; } | sha256sum | cut -c1-16)
 PREFIX="$CAFFE_CACHE/$VARIANT-$KEY"
@@ -270,6 +296,10 @@ while read -r p; do
     || die "patch $p does not apply to $SRC"
   say "applied $p"
 done < "$PATCH_DIR/series"
+for p in ${WITHOUT_PATCHES[@]+"${WITHOUT_PATCHES[@]}"}; do
+  patch -d "$WORK/src" -p1 --forward --quiet < "$PATCH_DIR/$p" || die "patch $p does not apply to $SRC"
+  say "applied $p"
+done
 
 say "configuring ($VARIANT) in $WORK/build"
 mkdir -p "$WORK/build"

@@ -5,7 +5,15 @@
 #
 # cuBLAS and cuRAND come from PyPI wheels; one directory merging the toolkit
 # with the wheels' headers and libraries serves as CUDA_TOOLKIT_ROOT_DIR.
+#
+#   caffe_build/check_cuda.sh [--build-only]
+#
+# --build-only stops after the build and prints CAFFE_PREFIX=<prefix> (the GPU
+# kit's build: PYTHON, CAFFE_WITHOUT and BOOST_PYTHON_LIBRARY pass through to
+# build_caffe.sh).
 set -euo pipefail
+BUILD_ONLY=0
+[ "${1:-}" = --build-only ] && BUILD_ONLY=1
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CAFFE_CACHE="${CAFFE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/reid-caffe}"
 TOOLKIT="${CUDA_TOOLKIT:-/usr/local/cuda}"
@@ -37,11 +45,13 @@ for lib in cublas cublasLt curand; do
 done
 
 start=$(date +%s)
-out=$(PYTHON="$ROOT/.venv/bin/python" CUDA_ROOT="$MERGED" CUDA_ARCH_BIN="${CUDA_ARCH_BIN:-90}" \
+out=$(PYTHON="${PYTHON:-$ROOT/.venv/bin/python}" CUDA_ROOT="$MERGED" CUDA_ARCH_BIN="${CUDA_ARCH_BIN:-90}" \
       "$ROOT/caffe_build/build_caffe.sh" --cuda)
 PREFIX=$(sed -n 's/^CAFFE_PREFIX=//p' <<<"$out" | tail -1)
 say "CUDA build at $PREFIX ($(( $(date +%s) - start ))s this run; $(cat "$PREFIX/.complete"))"
 "$ROOT/.venv/bin/python" -m tools.fatbin_archs "$PREFIX"/lib/libcaffe.so.*.* | sed 's/^/[check_cuda] device code in /' >&2
+
+if [ "$BUILD_ONLY" = 1 ]; then echo "CAFFE_PREFIX=$PREFIX"; exit 0; fi
 
 say "running the CPU-mode tests on the CUDA build's pycaffe"
 CAFFE_PREFIX="$PREFIX" PYTHONPATH="$PREFIX/python" "$ROOT/.venv/bin/python" -m pytest "$ROOT/tests" -q

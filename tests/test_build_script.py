@@ -115,3 +115,38 @@ def test_fatbin_archs_reads_entries_of_a_hand_made_fatbin():
     blob = b"junk" + struct.pack("<IHHQ", FATBIN_MAGIC, 1, 16, len(body)) + body + b"tail"
     assert fatbin_archs(blob) == {"sm_90", "compute_80"}
     assert fatbin_archs(b"no device code here") == set()
+
+
+def test_an_unknown_part_to_leave_out_is_refused(tmp_path):
+    proc = run_build({"CAFFE_CACHE": str(tmp_path), "CAFFE_WITHOUT": "opencv cudnn"})
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "build_caffe: error: CAFFE_WITHOUT: unknown part 'cudnn' (expected opencv, leveldb, hdf5)")
+
+
+def test_the_without_hdf5_patch_guards_every_hdf5_call_of_net_cpp(tmp_path):
+    """A build leaving HDF5 out (the GPU kit's) applies caffe_patches/without-hdf5/
+    after the series: net.cpp's only unguarded HDF5 call is then guarded."""
+    trees = _pristine_trees()
+    if not trees:
+        pytest.skip("no Caffe source tree in the build cache")
+    pdir = os.path.join(ROOT, "caffe_build", "caffe_patches", "without-hdf5")
+    series = open(os.path.join(pdir, "series")).read().split()
+    assert sorted(series) == sorted(f for f in os.listdir(pdir) if f.endswith(".patch"))
+    net = "src/caffe/net.cpp"
+    for tree in trees:
+        work = tmp_path / os.path.basename(tree)
+        os.makedirs(work / "src/caffe")
+        shutil.copy(os.path.join(tree, net), work / net)
+        for name in series:
+            text = open(os.path.join(pdir, name)).read()
+            assert text.startswith("Reason: "), name
+            proc = subprocess.run(["patch", "-d", str(work), "-p1", "--forward", "--quiet"],
+                                  input=text, capture_output=True, text=True)
+            assert proc.returncode == 0, (tree, name, proc.stdout + proc.stderr)
+        depth, unguarded = 0, []
+        for line in (work / net).read_text().splitlines():
+            depth += line.startswith("#ifdef USE_HDF5") - line.startswith("#endif  // USE_HDF5")
+            if re.search(r"\bH5[A-Z]\w*\(", line) and not depth:
+                unguarded.append(line)
+        assert unguarded == [], tree

@@ -59,6 +59,8 @@ def cases(tmp):
         ("notebooks", "tools.notebooks", [missing]),
         ("bench", "bench", ["no_such_benchmark"]),
         ("fatbin_archs", "tools.fatbin_archs", [missing]),
+        ("gpu_kit", "bench.gpu_kit", [missing, out]),
+        ("gpu_check", "bench.gpu_check", [a_file, "--cpu"]),
         ("netgen_geng16", "tools.netgen", ["geng16", "--out", a_file]),
         ("netgen_mtdnet", "tools.netgen", ["mtdnet", "--out", a_file]),
         ("netgen_unsupervised", "tools.netgen", ["unsupervised", "--out", a_file]),
@@ -172,6 +174,8 @@ def test_messages_name_the_file(results):
     assert "unknown experiment 'geng16 no such row'" in results[("reproduce", False)][1]
     assert "no_such_family" in results[("draw_nets", False)][1]
     assert "no_such_benchmark" in results[("bench", False)][1]
+    assert "missing/manifest.json: no GPU kit here" in results[("gpu_kit", False)][1]
+    assert "a_file is an existing file" in results[("gpu_check", False)][1]
 
 
 def test_a_cold_start_agrees_with_the_forked_run(results, workdir):
