@@ -20,17 +20,13 @@ if ldd "${bins[@]}" | grep -q "not found"; then
   die "unresolved libraries: $(ldd "${bins[@]}" | grep "not found" | sort -u | tr -s ' \n\t' ' ')"
 fi
 mkdir -p "$out/root"
-: > "$out/packages.tmp"
-for lib in $(ldd "${bins[@]}" | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u); do
-  case "$lib" in "$prefix"/*) continue ;; esac
-  # dpkg knows a library by its own path, or (alternatives: OpenBLAS) by the
-  # path the symlinks lead to.
-  pkg=$(dpkg -S "$lib" 2>/dev/null || dpkg -S "$(readlink -f "$lib")" 2>/dev/null || true)
-  if [ -n "$pkg" ]; then
-    echo "${pkg%%:*}" >> "$out/packages.tmp"
-  else
+libs=$(ldd "${bins[@]}" | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u | grep -v "^$prefix/" || true)
+# dpkg knows a library by its own path, or (alternatives: OpenBLAS) by the
+# path the symlinks lead to; one query for all ("PACKAGE:ARCH: PATH" lines).
+owned=$(dpkg -S $(for lib in $libs; do echo "$lib"; readlink -f "$lib"; done | sort -u) 2>/dev/null || true)
+sed -n 's/^\([^:, ]*\)[^ ]* .*/\1/p' <<<"$owned" | sort -u > "$out/packages.txt"
+for lib in $libs; do
+  if ! grep -qxF -e "$lib" -e "$(readlink -f "$lib")" <<<"$(sed 's/^[^ ]* //' <<<"$owned")"; then
     cp --parents -L "$lib" "$out/root/"
   fi
 done
-sort -u "$out/packages.tmp" > "$out/packages.txt"
-rm "$out/packages.tmp"

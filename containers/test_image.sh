@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The CPU image's check (make test-image), done as a user would:
+#   1. build reid-caffe:cpu (containers/build_image.sh);
+#   2. it is under 1.5 GB and holds no compiler and no -dev package;
+#   3. the whole test suite passes inside (make test);
+#   4. the demo (one seed), run with a host folder mounted as /reid/runs,
+#      leaves its report on the host, and the report names the commit and
+#      dirty flag of the checkout the image was built from.
+set -euo pipefail
+source "$(dirname "$0")/engine.sh"
+MAX_BYTES=1500000000
+
+tag=$("$ROOT/containers/build_image.sh" cpu | tail -1)
+size=$("$ENGINE" image inspect --format '{{.Size}}' "$tag")
+[ "$size" -lt "$MAX_BYTES" ] || die "$tag is $(( size / 1000000 )) MB, over $(( MAX_BYTES / 1000000 )) MB"
+tools=$("$ENGINE" run --rm "$tag" sh -c \
+  'for t in cc gcc c++ g++ cmake nvcc; do command -v $t; done; dpkg-query -W -f "\${Package}\n" | grep -- "-dev$"' || true)
+[ -z "$tools" ] || die "$tag holds build tools: $(echo $tools)"
+say "$tag: $(( size / 1000000 )) MB, no compiler, no -dev package"
+
+log="$LOG_DIR/test-cpu.log"
+say "running the test suite in $tag (log: $log)"
+start=$(date +%s)
+"$ENGINE" run --rm "$tag" make test >"$log" 2>&1 \
+  || { tail -15 "$log" >&2; die "the test suite failed in $tag: see $log"; }
+say "$(tail -1 "$log" | tr -d '=') in $(( $(date +%s) - start )) s"
+
+out=$(mktemp -d "$LOG_DIR/demo.XXXXXX")
+log="$LOG_DIR/demo-cpu.log"
+say "running the demo (one seed) in $tag into $out (log: $log)"
+start=$(date +%s)
+"$ENGINE" run --rm -v "$out:/reid/runs" "$tag" python -m tools.demo --seeds 0 --no-progress >"$log" 2>&1 \
+  || { tail -15 "$log" >&2; die "the demo failed in $tag: see $log"; }
+report=$(sed -n 's|^Report: /reid/runs/\(.*\)/results.md .*|\1|p' "$log")
+json="$out/$report/results.json"
+[ -n "$report" ] && [ -f "$json" ] || die "the demo's report is not on the host: no $json (see $log)"
+recorded=$(python3 -c 'import json, sys; g = json.load(open(sys.argv[1]))["provenance"]["git"]; print(g["commit"], str(g["dirty"]).lower())' "$json")
+changed=$(git -C "$ROOT" status --porcelain | grep -c . || true)
+expected="$(git -C "$ROOT" rev-parse HEAD) $([ "$changed" -gt 0 ] && echo true || echo false)"
+[ "$recorded" = "$expected" ] \
+  || die "$json records commit and dirty flag '$recorded', the checkout is '$expected'"
+say "the demo's report is on the host in $(( $(date +%s) - start )) s: $json (commit ${recorded:0:12})"
