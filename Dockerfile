@@ -2,7 +2,8 @@
 #
 #   make image          reid-caffe:cpu    (containers/build_image.sh cpu)
 #   make image-cuda     reid-caffe:cuda   (CUDA 13 from PyPI wheels, sm_75..sm_90)
-#   make test-image     builds reid-caffe:cpu, runs the suite and a small demo in it
+#   make test-image     builds reid-caffe:cpu and cpu-test (the image with the suite's
+#                       own tools), runs the suite and a small demo
 #
 # Caffe and the venv are built in a builder stage by the same script as on a
 # development machine (make setup); a runtime stage takes the installed Caffe
@@ -20,11 +21,14 @@ ARG CUDA_ARCH_BIN="75 80 86 89 90"
 # A TLS-re-signing network's CA, where the base carries one in
 # /usr/local/share/ca-certificates (containers/debian_root.sh copies the
 # host's), is trusted before anything is fetched over https; pip reads the
-# system's bundle, not its own.
+# system's bundle, not its own. Packages leave out their documentation and
+# translations, and apt keeps no downloaded package (the image's size).
 FROM ${BASE} AS os
 ENV DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8 \
     PIP_CERT=/etc/ssl/certs/ca-certificates.crt PIP_DISABLE_PIP_VERSION_CHECK=1 \
     CAFFE_CACHE=/opt/caffe
+COPY containers/dpkg-excludes /etc/dpkg/dpkg.cfg.d/excludes
+COPY containers/apt-no-cache /etc/apt/apt.conf.d/no-cache
 RUN apt-get update -qq \
     && apt-get install -y -qq --no-install-recommends ca-certificates python3 python3-venv make \
     && update-ca-certificates && rm -rf /var/lib/apt/lists/*
@@ -46,13 +50,12 @@ RUN make setup \
     && find /opt/caffe -mindepth 1 -maxdepth 1 ! -path "$(cat .venv/caffe-prefix)" -exec rm -rf {} +
 
 # ------------------------------------------------------------------ runtimes
-# What both runtimes hold beyond Caffe's libraries: graphviz (net diagrams),
-# chromium (the report page's rendering test), git (the provenance tests'
-# scratch repositories). CAFFE_NO_APT_INSTALL: build_caffe.sh never installs
-# build dependencies into a runtime.
+# Both runtimes hold graphviz (net diagrams) beyond Caffe's libraries.
+# CAFFE_NO_APT_INSTALL: build_caffe.sh never installs build dependencies into
+# a runtime.
 FROM os AS runtime
 RUN apt-get update -qq \
-    && apt-get install -y -qq --no-install-recommends graphviz chromium git \
+    && apt-get install -y -qq --no-install-recommends graphviz \
     && rm -rf /var/lib/apt/lists/*
 ENV PATH=/reid/.venv/bin:$PATH CAFFE_NO_APT_INSTALL=1
 # docker run --rm -v $PWD/runs:/reid/runs IMAGE   leaves the demo's report in ./runs/demo
@@ -67,8 +70,17 @@ COPY --from=build /opt/runtime/root/ /
 COPY --from=build /opt/caffe /opt/caffe
 COPY --from=build /reid/.venv /reid/.venv
 COPY . /reid
-ARG SOURCE_COMMIT= SOURCE_CHANGED=
+ARG SOURCE_COMMIT
+ARG SOURCE_CHANGED
 RUN containers/source_state.sh "$SOURCE_COMMIT" "$SOURCE_CHANGED" > .source-state.json
+
+# The test suite's own tools, kept out of the image (about 700 MB): Chromium
+# renders the report page, git makes the provenance tests' scratch checkouts.
+# make test-image runs the suite in this image.
+FROM cpu AS cpu-test
+RUN apt-get update -qq \
+    && apt-get install -y -qq --no-install-recommends chromium git \
+    && rm -rf /var/lib/apt/lists/*
 
 # ------------------------------------------------------------------ cuda
 # The toolkit and libraries are PyPI's CUDA 13 wheels (containers/cuda-wheels.txt):
@@ -84,8 +96,8 @@ RUN make setup \
     && containers/runtime_libs.sh "$(cat .venv/caffe-prefix)" /opt/runtime \
     && find /opt/caffe -mindepth 1 -maxdepth 1 ! -path "$(cat .venv/caffe-prefix)" -exec rm -rf {} +
 
-# The GPU tests run with `docker run --gpus all reid-caffe:cuda python -m pytest tests`
-# (`apptainer exec --nv` on a cluster); without a GPU they are skipped.
+# On a GPU machine, `docker run --gpus all reid-caffe:cuda-test make test` runs
+# the GPU tests too; without a GPU they are skipped.
 FROM runtime AS cuda
 ARG CUDA_ARCH_BIN
 COPY --from=cuda-build /opt/runtime/packages.txt /opt/runtime/
@@ -99,5 +111,12 @@ COPY . /reid
 RUN python -m tools.fatbin_archs /opt/caffe/cuda-*/lib/libcaffe.so.*.* | tee /opt/caffe/fatbin-archs.txt \
     && for a in $CUDA_ARCH_BIN; do grep -qw "sm_$a" /opt/caffe/fatbin-archs.txt \
          || { echo "error: libcaffe holds no device code for sm_$a" >&2; exit 1; }; done
-ARG SOURCE_COMMIT= SOURCE_CHANGED=
+ARG SOURCE_COMMIT
+ARG SOURCE_CHANGED
 RUN containers/source_state.sh "$SOURCE_COMMIT" "$SOURCE_CHANGED" > .source-state.json
+
+# The suite's tools on the cuda image (containers/test_image.sh cuda runs the suite in it).
+FROM cuda AS cuda-test
+RUN apt-get update -qq \
+    && apt-get install -y -qq --no-install-recommends chromium git \
+    && rm -rf /var/lib/apt/lists/*

@@ -23,6 +23,8 @@ if timeout "${PULL_TIMEOUT:-60}" "$ENGINE" pull "$HUB" >"$log" 2>&1; then
 fi
 say "no registry answered for $HUB (log: $log); importing a debootstrapped Debian 12 as $LOCAL"
 root=$("$ROOT/containers/debian_root.sh")
-tar -C "$root" --exclude=./.complete -c . | "$ENGINE" import - "$LOCAL" >>"$log" 2>&1 \
+# debootstrap's downloaded packages and package lists stay out (80 MB).
+tar -C "$root" --exclude=./.complete --exclude='./var/cache/apt/archives/*.deb' \
+    --exclude='./var/lib/apt/lists/*' -c . | "$ENGINE" import - "$LOCAL" >>"$log" 2>&1 \
   || die "$ENGINE import of $root failed: see $log"
 echo "$LOCAL"

@@ -2,7 +2,8 @@
 # Build one of the Dockerfile's images with podman or docker (make image,
 # make image-cuda):
 #
-#   containers/build_image.sh cpu|cuda        -> reid-caffe:cpu, reid-caffe:cuda
+#   containers/build_image.sh TARGET     cpu, cuda -> reid-caffe:cpu, reid-caffe:cuda;
+#                                        cpu-test, cuda-test: those with the suite's tools
 #
 # The image records the commit it is built from and how many paths differ
 # from it (git status), since it holds no .git. The engine's output goes to
@@ -10,7 +11,7 @@
 set -euo pipefail
 source "$(dirname "$0")/engine.sh"
 target=${1:-}
-case "$target" in cpu|cuda) ;; *) die "unknown target '$target' (expected cpu or cuda)" ;; esac
+case "$target" in cpu|cuda|cpu-test|cuda-test) ;; *) die "unknown target '$target' (expected cpu, cuda, cpu-test or cuda-test)" ;; esac
 commit=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null) \
   || die "$ROOT is no git checkout: an image records the commit it is built from"
 changed=$(git -C "$ROOT" status --porcelain | grep -c . || true)

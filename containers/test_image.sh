@@ -1,32 +1,43 @@
 #!/usr/bin/env bash
-# The CPU image's check (make test-image), done as a user would:
-#   1. build reid-caffe:cpu (containers/build_image.sh);
-#   2. it is under 1.5 GB and holds no compiler and no -dev package;
-#   3. the whole test suite passes inside (make test);
-#   4. the demo (one seed), run with a host folder mounted as /reid/runs,
-#      leaves its report on the host, and the report names the commit and
-#      dirty flag of the checkout the image was built from.
+# An image's check, done as a user would (make test-image: cpu):
+#
+#   containers/test_image.sh [cpu|cuda]
+#
+#   1. build the image and its -test image (the same with the suite's own
+#      tools, Chromium and git; containers/build_image.sh);
+#   2. the image holds no compiler and no -dev package; the CPU image is
+#      under 1.5 GB;
+#   3. the whole test suite passes in the -test image (make test; CPU mode);
+#   4. CPU image: the demo (one seed), run with a host folder mounted as
+#      /reid/runs, leaves its report on the host, and the report names the
+#      commit and dirty flag of the checkout the image was built from.
 set -euo pipefail
 source "$(dirname "$0")/engine.sh"
+target=${1:-cpu}
+case "$target" in cpu|cuda) ;; *) die "unknown image '$target' (expected cpu or cuda)" ;; esac
 MAX_BYTES=1500000000
 
-tag=$("$ROOT/containers/build_image.sh" cpu | tail -1)
+tag=$("$ROOT/containers/build_image.sh" "$target" | tail -1)
+test_tag=$("$ROOT/containers/build_image.sh" "$target-test" | tail -1)
 size=$("$ENGINE" image inspect --format '{{.Size}}' "$tag")
-[ "$size" -lt "$MAX_BYTES" ] || die "$tag is $(( size / 1000000 )) MB, over $(( MAX_BYTES / 1000000 )) MB"
+if [ "$target" = cpu ] && [ "$size" -ge "$MAX_BYTES" ]; then
+  die "$tag is $(( size / 1000000 )) MB, over $(( MAX_BYTES / 1000000 )) MB"
+fi
 tools=$("$ENGINE" run --rm "$tag" sh -c \
   'for t in cc gcc c++ g++ cmake nvcc; do command -v $t; done; dpkg-query -W -f "\${Package}\n" | grep -- "-dev$"' || true)
 [ -z "$tools" ] || die "$tag holds build tools: $(echo $tools)"
 say "$tag: $(( size / 1000000 )) MB, no compiler, no -dev package"
 
-log="$LOG_DIR/test-cpu.log"
-say "running the test suite in $tag (log: $log)"
+log="$LOG_DIR/test-$target.log"
+say "running the test suite in $test_tag (log: $log)"
 start=$(date +%s)
-"$ENGINE" run --rm "$tag" make test >"$log" 2>&1 \
-  || { tail -15 "$log" >&2; die "the test suite failed in $tag: see $log"; }
+"$ENGINE" run --rm "$test_tag" make test >"$log" 2>&1 \
+  || { tail -15 "$log" >&2; die "the test suite failed in $test_tag: see $log"; }
 say "$(tail -1 "$log" | tr -d '=') in $(( $(date +%s) - start )) s"
+[ "$target" = cpu ] || exit 0
 
 out=$(mktemp -d "$LOG_DIR/demo.XXXXXX")
-log="$LOG_DIR/demo-cpu.log"
+log="$LOG_DIR/demo-$target.log"
 say "running the demo (one seed) in $tag into $out (log: $log)"
 start=$(date +%s)
 "$ENGINE" run --rm -v "$out:/reid/runs" "$tag" python -m tools.demo --seeds 0 --no-progress >"$log" 2>&1 \
