@@ -10,7 +10,9 @@
 #   3. the whole test suite passes in the -test image (make test; CPU mode);
 #   4. CPU image: the demo (one seed), run with a host folder mounted as
 #      /reid/runs, leaves its report on the host, and the report names the
-#      commit and dirty flag of the checkout the image was built from.
+#      commit and dirty flag of the checkout the image was built from;
+#   5. CPU image: made into an Apptainer SIF (containers/sif.sh), it runs
+#      pycaffe and reads the same commit.
 set -euo pipefail
 source "$(dirname "$0")/engine.sh"
 target=${1:-cpu}
@@ -51,3 +53,13 @@ expected="$(git -C "$ROOT" rev-parse HEAD) $([ "$changed" -gt 0 ] && echo true |
 [ "$recorded" = "$expected" ] \
   || die "$json records commit and dirty flag '$recorded', the checkout is '$expected'"
 say "the demo's report is on the host in $(( $(date +%s) - start )) s: $json (commit ${recorded:0:12})"
+
+sif="$LOG_DIR/reid-caffe-$target.sif"
+start=$(date +%s)
+"$ROOT/containers/sif.sh" "$tag" "$sif"
+got=$("$ROOT/containers/sif.sh" --exec "$sif" python -c \
+  'import caffe; from common import provenance; print(provenance.git_state()["commit"])' 2>>"$LOG_DIR/sif.log") \
+  || die "the SIF $sif does not run pycaffe: see $LOG_DIR/sif.log"
+[ "$got" = "${expected%% *}" ] || die "the SIF $sif reads commit '$got', the checkout is '${expected%% *}'"
+say "the SIF runs pycaffe and reads commit ${got:0:12} ($(( $(date +%s) - start )) s to build and run it)"
+rm -f "$sif"
