@@ -1,40 +1,122 @@
-# Two targets, one build script (caffe_build/setup.sh -> caffe_build/build_caffe.sh):
+# The project's images (docs/containers.md): two targets on one Debian 12 base.
 #
-#   docker build --target cpu  -t reid-caffe:cpu  .
-#   docker build --target cuda -t reid-caffe:cuda .      # CUDA 12.6, sm_75..sm_90
-#   docker run --rm reid-caffe:cpu                       # the test suite
-#   docker run --rm --gpus all reid-caffe:cuda           # tests, GPU ones included
+#   make image          reid-caffe:cpu    (containers/build_image.sh cpu)
+#   make image-cuda     reid-caffe:cuda   (CUDA 13 from PyPI wheels, sm_75..sm_90)
+#   make test-image     builds reid-caffe:cpu and cpu-test (the image with the suite's
+#                       own tools), runs the suite and a small demo
 #
-# Both install only the OS basics here; the apt build dependencies, Caffe's
-# source (GitHub tarball, else Debian's source package), the patches and the
-# CMake build are the script's, exactly as on a development machine and CI.
+# Caffe and the venv are built in a builder stage by the same script as on a
+# development machine (make setup); a runtime stage takes the installed Caffe
+# prefix, the venv, the shared libraries they load and the project, and no
+# compiler. The image holds no .git: the build names its commit instead
+# (make image passes these; a plain build must too):
+#
+#   docker build --target cpu -t reid-caffe:cpu \
+#     --build-arg SOURCE_COMMIT=$(git rev-parse HEAD) \
+#     --build-arg SOURCE_CHANGED=$(git status --porcelain | wc -l) .
+ARG BASE=debian:12
+ARG CUDA_ARCH_BIN="75 80 86 89 90"
 
-# ------------------------------------------------------------------ CPU
-FROM debian:12 AS cpu
-ENV DEBIAN_FRONTEND=noninteractive PY_BASE=python3
-RUN apt-get update && apt-get install -y --no-install-recommends \
-        python3 python3-venv python3-dev make git ca-certificates curl \
-        debian-archive-keyring graphviz \
-    && rm -rf /var/lib/apt/lists/*
+# ------------------------------------------------------------------ base
+# A TLS-re-signing network's CA, where the base carries one in
+# /usr/local/share/ca-certificates (containers/debian_root.sh copies the
+# host's), is trusted before anything is fetched over https; pip reads the
+# system's bundle, not its own. Packages leave out their documentation and
+# translations, and apt keeps no downloaded package (the image's size).
+FROM ${BASE} AS os
+ENV DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8 \
+    PIP_CERT=/etc/ssl/certs/ca-certificates.crt PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    CAFFE_CACHE=/opt/caffe
+COPY containers/dpkg-excludes /etc/dpkg/dpkg.cfg.d/excludes
+COPY containers/apt-no-cache /etc/apt/apt.conf.d/no-cache
+RUN apt-get update -qq \
+    && apt-get install -y -qq --no-install-recommends ca-certificates python3 python3-venv make \
+    && update-ca-certificates && rm -rf /var/lib/apt/lists/*
 WORKDIR /reid
-COPY . /reid
-RUN make setup && make test
-CMD ["make", "test"]
 
-# ------------------------------------------------------------------ CUDA
-# CUDA >= 12 on Ubuntu 24.04 (Boost 1.83, protobuf 3.21, OpenCV 4.6: the same
-# package names as Debian 12). The devel image brings NCCL for multi-GPU.
-# The architecture list is explicit: "Auto" fails without a GPU at build time.
-FROM nvidia/cuda:12.6.3-devel-ubuntu24.04 AS cuda
-ENV DEBIAN_FRONTEND=noninteractive PY_BASE=python3 CUDA=1 \
-    CUDA_ARCH_BIN="75 80 86 89 90" CUDA_ROOT=/usr/local/cuda
-RUN apt-get update && apt-get install -y --no-install-recommends \
-        python3 python3-venv python3-dev make git ca-certificates curl \
-        debian-archive-keyring graphviz \
+# ------------------------------------------------------------------ builders
+# Only what the build reads is copied, so that a change to the project does
+# not rebuild Caffe. build_caffe.sh installs Caffe's apt build dependencies.
+FROM os AS build-tools
+RUN apt-get update -qq \
+    && apt-get install -y -qq --no-install-recommends python3-dev curl debian-archive-keyring
+COPY requirements.txt Makefile ./
+COPY caffe_build caffe_build
+COPY containers/runtime_libs.sh containers/
+
+FROM build-tools AS build
+RUN make setup \
+    && containers/runtime_libs.sh "$(cat .venv/caffe-prefix)" /opt/runtime \
+    && find /opt/caffe -mindepth 1 -maxdepth 1 ! -path "$(cat .venv/caffe-prefix)" -exec rm -rf {} +
+
+# ------------------------------------------------------------------ runtimes
+# Both runtimes hold graphviz (net diagrams) beyond Caffe's libraries.
+# CAFFE_NO_APT_INSTALL: build_caffe.sh never installs build dependencies into
+# a runtime.
+FROM os AS runtime
+RUN apt-get update -qq \
+    && apt-get install -y -qq --no-install-recommends graphviz \
     && rm -rf /var/lib/apt/lists/*
-WORKDIR /reid
+ENV PATH=/reid/.venv/bin:$PATH CAFFE_NO_APT_INSTALL=1
+# docker run --rm -v $PWD/runs:/reid/runs IMAGE   leaves the demo's report in ./runs/demo
+CMD ["python", "-m", "tools.demo"]
+
+FROM runtime AS cpu
+COPY --from=build /opt/runtime/packages.txt /opt/runtime/
+RUN apt-get update -qq \
+    && apt-get install -y -qq --no-install-recommends $(cat /opt/runtime/packages.txt) \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=build /opt/runtime/root/ /
+COPY --from=build /opt/caffe /opt/caffe
+COPY --from=build /reid/.venv /reid/.venv
 COPY . /reid
-# Tests at build time run in CPU mode (no GPU in `docker build`); `docker run
-# --gpus all` runs them again with the GPU tests enabled.
-RUN make setup && make test
-CMD ["make", "test"]
+ARG SOURCE_COMMIT
+ARG SOURCE_CHANGED
+RUN containers/source_state.sh "$SOURCE_COMMIT" "$SOURCE_CHANGED" > .source-state.json
+
+# The test suite's own tools, kept out of the image (about 700 MB): Chromium
+# renders the report page, git makes the provenance tests' scratch checkouts.
+# make test-image runs the suite in this image.
+FROM cpu AS cpu-test
+RUN apt-get update -qq \
+    && apt-get install -y -qq --no-install-recommends chromium git \
+    && rm -rf /var/lib/apt/lists/*
+
+# ------------------------------------------------------------------ cuda
+# The toolkit and libraries are PyPI's CUDA 13 wheels (containers/cuda-wheels.txt):
+# no registry beyond Debian's and PyPI is needed. The architecture list is
+# explicit ("Auto" needs a GPU at build time) and checked in the fat binary.
+FROM build-tools AS cuda-build
+ARG CUDA_ARCH_BIN
+COPY containers/cuda-wheels.txt containers/cuda_toolkit.sh containers/
+RUN python3 -m venv /tmp/pip && PYTHON=/tmp/pip/bin/python containers/cuda_toolkit.sh /opt/cuda \
+    && rm -rf /tmp/pip
+ENV CUDA=1 CUDA_ROOT=/opt/cuda NCCL_DIR=/opt/cuda CUDA_ARCH_BIN=${CUDA_ARCH_BIN}
+RUN make setup \
+    && containers/runtime_libs.sh "$(cat .venv/caffe-prefix)" /opt/runtime \
+    && find /opt/caffe -mindepth 1 -maxdepth 1 ! -path "$(cat .venv/caffe-prefix)" -exec rm -rf {} +
+
+# On a GPU machine, `docker run --gpus all reid-caffe:cuda-test make test` runs
+# the GPU tests too; without a GPU they are skipped.
+FROM runtime AS cuda
+ARG CUDA_ARCH_BIN
+COPY --from=cuda-build /opt/runtime/packages.txt /opt/runtime/
+RUN apt-get update -qq \
+    && apt-get install -y -qq --no-install-recommends $(cat /opt/runtime/packages.txt) \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=cuda-build /opt/runtime/root/ /
+COPY --from=cuda-build /opt/caffe /opt/caffe
+COPY --from=cuda-build /reid/.venv /reid/.venv
+COPY . /reid
+RUN python -m tools.fatbin_archs /opt/caffe/cuda-*/lib/libcaffe.so.*.* | tee /opt/caffe/fatbin-archs.txt \
+    && for a in $CUDA_ARCH_BIN; do grep -qw "sm_$a" /opt/caffe/fatbin-archs.txt \
+         || { echo "error: libcaffe holds no device code for sm_$a" >&2; exit 1; }; done
+ARG SOURCE_COMMIT
+ARG SOURCE_CHANGED
+RUN containers/source_state.sh "$SOURCE_COMMIT" "$SOURCE_CHANGED" > .source-state.json
+
+# The suite's tools on the cuda image (containers/test_image.sh cuda runs the suite in it).
+FROM cuda AS cuda-test
+RUN apt-get update -qq \
+    && apt-get install -y -qq --no-install-recommends chromium git \
+    && rm -rf /var/lib/apt/lists/*

@@ -5,7 +5,7 @@ PY := .venv/bin/python
 # the CUDA variant of Caffe.
 SETUP_FLAGS := $(if $(filter 1,$(CUDA)),--cuda,)
 
-.PHONY: setup demo test bench check-cuda gpu-kit diagrams
+.PHONY: setup demo test bench check-cuda gpu-kit diagrams image image-cuda test-image
 
 ## setup: venv + Caffe built from source (cached) + pycaffe wired into the venv
 setup:
@@ -39,3 +39,14 @@ gpu-kit: setup
 diagrams: setup
 	$(PY) -m tools.draw_nets
 	$(PY) -m tools.reproduce --rulegraph all | dot -Tpng -Gdpi=110 -o docs/images/rulegraph.png
+
+## image, image-cuda: the container images reid-caffe:cpu / reid-caffe:cuda (Dockerfile), with
+## podman or docker, whichever is present (docs/containers.md)
+image:
+	bash containers/build_image.sh cpu
+image-cuda:
+	bash containers/build_image.sh cuda
+
+## test-image: build reid-caffe:cpu, run the test suite and a small demo inside (~35 min on 2 cores)
+test-image:
+	bash containers/test_image.sh

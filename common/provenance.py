@@ -102,7 +102,9 @@ def _process():
 def git_state(root=ROOT):
     """{"commit", "dirty", "changed"} of the checkout at `root` ("changed":
     how many paths `git status` lists, untracked ones included, since they
-    may be imported); {"commit": None, "error"} outside a git checkout."""
+    may be imported). Outside a git checkout, the record a container image
+    was built with (SOURCE_STATE under `root`, the same fields and
+    "recorded": its path); {"commit": None, "error"} without either."""
     def git(*args):
         return subprocess.run(["git", "-C", root] + list(args), check=True, capture_output=True,
                               text=True, timeout=30).stdout
@@ -110,8 +112,29 @@ def git_state(root=ROOT):
         commit = git("rev-parse", "HEAD").strip()
         changed = [line for line in git("status", "--porcelain").splitlines() if line.strip()]
     except (OSError, subprocess.SubprocessError) as err:
-        return {"commit": None, "error": " ".join(str(err).split())}
+        return recorded_state(root) or {"commit": None, "error": " ".join(str(err).split())}
     return {"commit": commit, "dirty": bool(changed), "changed": len(changed)}
+
+
+# The checkout's state as the Dockerfile writes it into an image, which holds
+# no .git: {"commit": SOURCE_COMMIT, "dirty": SOURCE_CHANGED > 0, "changed":
+# SOURCE_CHANGED}, the build arguments containers/build_image.sh reads off git.
+SOURCE_STATE = ".source-state.json"
+
+
+def recorded_state(root=ROOT):
+    """git_state's fields from `root`'s SOURCE_STATE with "recorded": its
+    path; None when there is none (a checkout, or a tree without a record)."""
+    path = os.path.join(root, SOURCE_STATE)
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as err:
+        return {"commit": None, "error": "%s: %s" % (path, err), "recorded": path}
+    return {"commit": doc.get("commit"), "dirty": doc.get("dirty"), "changed": doc.get("changed"),
+            "recorded": path}
 
 
 def caffe_prefix():

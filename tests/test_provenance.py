@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from common import caffe_env, provenance
 from common.config import ROOT
@@ -27,6 +28,9 @@ def _sha1(path):
 
 
 def test_git_commit_and_dirty_flag_agree_with_git():
+    if not os.path.exists(os.path.join(ROOT, ".git")):
+        pytest.skip("not a git checkout (a container image): containers/test_image.sh checks "
+                    "the image's recorded state against the checkout it was built from")
     # Read git before and after: a commit landing in between is either.
     before = (_git("rev-parse", "HEAD").strip(), bool(_git("status", "--porcelain").strip()))
     state = provenance.git_state()
@@ -49,6 +53,25 @@ def test_dirty_flag_flips_when_a_tracked_file_changes(tmp_path):
         f.write("two\n")
     assert provenance.git_state(repo)["dirty"] is True
     assert provenance.git_state(str(tmp_path))["commit"] is None  # not a checkout: said so
+
+
+def test_outside_a_checkout_the_images_recorded_state_stands_for_git(tmp_path):
+    tree = tmp_path / "reid"           # an image's /reid: the project, no .git
+    tree.mkdir()
+    record = tree / provenance.SOURCE_STATE
+    record.write_text('{"commit": "%s", "dirty": true, "changed": 2}\n' % ("ab" * 20))
+    assert provenance.git_state(str(tree)) == {"commit": "ab" * 20, "dirty": True, "changed": 2,
+                                               "recorded": str(record)}
+    record.write_text("{not json")
+    broken = provenance.git_state(str(tree))
+    assert broken["commit"] is None and str(record) in broken["error"]
+    # a checkout's own git wins over a record that happens to lie in it
+    _git("init", "-q", cwd=str(tree))
+    _git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "a",
+         cwd=str(tree))
+    state = provenance.git_state(str(tree))
+    assert state["commit"] == _git("rev-parse", "HEAD", cwd=str(tree)).strip()
+    assert "recorded" not in state
 
 
 def _run_dir(tmp_path):
