@@ -96,7 +96,7 @@ RUN make setup \
     && containers/runtime_libs.sh "$(cat .venv/caffe-prefix)" /opt/runtime \
     && find /opt/caffe -mindepth 1 -maxdepth 1 ! -path "$(cat .venv/caffe-prefix)" -exec rm -rf {} +
 
-# On a GPU machine, `docker run --gpus all reid-caffe:cuda-test make test` runs
+# On a GPU machine, `docker run --gpus all reid-caffe:cuda-test make -o setup test` runs
 # the GPU tests too; without a GPU they are skipped.
 FROM runtime AS cuda
 ARG CUDA_ARCH_BIN

@@ -25,8 +25,10 @@ if [ "${1:-}" = --exec ]; then
   sif=$(realpath "${2:?usage: sif.sh --exec SIF COMMAND...}")
   shift 2
   tool
+  # --no-privs: as root without every capability (a sandboxed host lacks
+  # CAP_SYS_RESOURCE, which root's apptainer asks for), like a cluster's user.
   exec "$ENGINE" run --rm --privileged -v "$(dirname "$sif"):/sif:ro" "$TOOL" \
-    apptainer exec "/sif/$(basename "$sif")" "$@"
+    apptainer exec --no-privs "/sif/$(basename "$sif")" "$@"
 fi
 image=${1:?usage: sif.sh IMAGE OUT.sif}
 out=${2:?usage: sif.sh IMAGE OUT.sif}
