@@ -51,8 +51,6 @@ def main(argv=None):
     args = ap.parse_args(argv)
     start = time.time()
     store = os.path.abspath(args.run_dir)
-    if os.path.exists(store) and not os.path.isdir(store):
-        raise NotADirectoryError("--run-dir %s is an existing file; give a folder" % store)
     settings = (demo.settings_from(args.settings, seeds=args.seeds) if args.settings
                 else demo.Settings(seeds=args.seeds or demo.SEEDS))
     key = "demo unsupervised" if args.unsupervised else "demo"
