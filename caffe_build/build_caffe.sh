@@ -81,6 +81,8 @@ CUDA_ROOT="${CUDA_ROOT:-/usr/local/cuda}"
 
 say() { echo "[build_caffe] $*" >&2; }
 die() { echo "build_caffe: error: $*" >&2; exit 1; }
+QUIET_LOG="${QUIET_LOG:-$CAFFE_CACHE/build_caffe.log}"
+source "$HERE/quiet.sh"
 
 # ---------------------------------------------------------------- apt deps
 missing_apt_packages() {
@@ -93,16 +95,16 @@ missing_apt_packages() {
 ensure_apt_deps() {
   command -v dpkg-query >/dev/null || { say "no dpkg: not checking apt build dependencies"; return; }
   local missing
-  missing=$(missing_apt_packages | tr '\n' ' ')
+  missing=$(missing_apt_packages | paste -sd " ")
   [ -z "${missing// /}" ] && return
   if [ "$(id -u)" = 0 ] && [ "${CAFFE_NO_APT_INSTALL:-0}" != 1 ] && command -v apt-get >/dev/null; then
-    say "installing missing apt build dependencies: $missing"
+    say "installing $(wc -w <<<"$missing") apt build dependencies (log: $QUIET_LOG)"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >&2 || true
+    quiet apt-get update -qq || true
     # shellcheck disable=SC2086
-    apt-get install -y -qq --no-install-recommends $missing >&2 \
-      || die "apt-get could not install: $missing"
-    missing=$(missing_apt_packages | tr '\n' ' ')
+    quiet apt-get install -y -qq --no-install-recommends $missing \
+      || die "apt-get could not install: $missing (log: $QUIET_LOG)"
+    missing=$(missing_apt_packages | paste -sd " ")
     [ -z "${missing// /}" ] || die "apt build dependencies still missing: $missing"
   else
     die "missing apt build dependencies: $missing (install them: apt-get install $missing)"
@@ -157,8 +159,8 @@ fetch_debian() {  # $1 = destination tree; returns 1 when unreachable
       -o "Dir::Etc::PreferencesParts=$apt/preferences.d"
       -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache"
       -o "APT::Sandbox::User=root" -o "Acquire::Retries=2")
-    apt-get "${opts[@]}" -qq update >&2 2>/dev/null || return 1
-    (cd "$dl" && apt-get "${opts[@]}" -qq source --download-only "caffe=$DEBIAN_VERSION" >&2 2>/dev/null) || return 1
+    quiet apt-get "${opts[@]}" -qq update || return 1
+    (cd "$dl" && quiet apt-get "${opts[@]}" -qq source --download-only "caffe=$DEBIAN_VERSION") || return 1
   fi
   echo "$DEBIAN_ORIG_SHA256  $dl/$DEBIAN_ORIG" | sha256sum -c --quiet - \
     || { rm -f "$dl/$DEBIAN_ORIG"; die "$dl/$DEBIAN_ORIG does not match pinned sha256 $DEBIAN_ORIG_SHA256"; }
@@ -290,16 +292,14 @@ ensure_apt_deps
 WORK="$CAFFE_CACHE/work/$VARIANT-$KEY"
 rm -rf "$WORK"; mkdir -p "$WORK"
 cp -a "$SRC" "$WORK/src"
+applied=0
 while read -r p; do
   [ -n "$p" ] || continue
   patch -d "$WORK/src" -p1 --forward --quiet < "$PATCH_DIR/$p" \
     || die "patch $p does not apply to $SRC"
-  say "applied $p"
-done < "$PATCH_DIR/series"
-for p in ${WITHOUT_PATCHES[@]+"${WITHOUT_PATCHES[@]}"}; do
-  patch -d "$WORK/src" -p1 --forward --quiet < "$PATCH_DIR/$p" || die "patch $p does not apply to $SRC"
-  say "applied $p"
-done
+  applied=$((applied + 1))
+done < <(cat "$PATCH_DIR/series"; printf '%s\n' ${WITHOUT_PATCHES[@]+"${WITHOUT_PATCHES[@]}"})
+say "applied $applied patches (caffe_build/caffe_patches/)"
 
 say "configuring ($VARIANT) in $WORK/build"
 mkdir -p "$WORK/build"
@@ -321,6 +321,5 @@ install_extras "$WORK/src" "$PREFIX"
 sed -n '/Caffe Configuration Summary/,/Install path/p' "$WORK/build/cmake.log" | sed 's/^-- //' > "$PREFIX/build-summary.txt"
 echo "source $SRC_ID; built in ${secs}s; $(date -u +%FT%TZ)" > "$PREFIX/.complete"
 rm -rf "$WORK"
-cat "$PREFIX/build-summary.txt" >&2
 say "installed $PREFIX in ${secs}s"
 echo "CAFFE_PREFIX=$PREFIX"

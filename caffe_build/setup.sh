@@ -13,18 +13,33 @@ VENV="$ROOT/.venv"
 PY_BASE="${PY_BASE:-python3}"
 say() { echo "[setup] $*" >&2; }
 die() { echo "setup: error: $*" >&2; exit 1; }
+# apt-get's, dpkg's and pip's output goes here, and so does build_caffe.sh's.
+export QUIET_LOG="${QUIET_LOG:-$ROOT/.setup.log}"
+source "$ROOT/caffe_build/quiet.sh"
+
+apt_install() {  # PACKAGE... (as root where apt-get is; else returns 1)
+  [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null || return 1
+  export DEBIAN_FRONTEND=noninteractive
+  quiet apt-get install -y -qq --no-install-recommends "$@" \
+    || { quiet apt-get update -qq && quiet apt-get install -y -qq --no-install-recommends "$@"; }
+}
 
 # ---- venv with the pinned requirements
 if [ ! -x "$VENV/bin/python" ]; then
+  [ ! -e "$VENV" ] || [ -f "$VENV/pyvenv.cfg" ] || die "$VENV exists and is not a venv: move it away"
   say "creating $VENV with $($PY_BASE --version 2>&1)"
-  "$PY_BASE" -m venv "$VENV" \
-    || die "'$PY_BASE -m venv' failed (on Debian: apt-get install python3-venv python3-dev)"
+  # A fresh Debian has Python without its venv module and headers.
+  quiet "$PY_BASE" -m venv "$VENV" \
+    || { rm -rf "$VENV"; say "installing python3-venv python3-dev"
+         apt_install python3-venv python3-dev && quiet "$PY_BASE" -m venv "$VENV"; } \
+    || die "'$PY_BASE -m venv' failed (log: $QUIET_LOG; on Debian it needs the packages python3-venv and python3-dev)"
 fi
 req_sum=$(sha256sum "$ROOT/requirements.txt" | cut -d' ' -f1)
 if [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" != "$req_sum" ]; then
   say "installing requirements.txt into $VENV"
-  "$VENV/bin/python" -m pip install -q --upgrade pip >&2
-  "$VENV/bin/python" -m pip install -q -r "$ROOT/requirements.txt" >&2
+  quiet "$VENV/bin/python" -m pip install --upgrade pip \
+    && quiet "$VENV/bin/python" -m pip install -r "$ROOT/requirements.txt" \
+    || die "pip could not install requirements.txt into $VENV (log: $QUIET_LOG)"
   echo "$req_sum" > "$VENV/.requirements.sha256"
 fi
 
@@ -33,9 +48,7 @@ apt_tool() {
   command -v "$1" >/dev/null && return
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     say "installing $2 ($3)"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >&2 \
-      || { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >&2; } \
-      || die "apt-get could not install $2"
+    apt_install "$2" || die "apt-get could not install $2 (log: $QUIET_LOG)"
   else
     say "warning: $1 is missing (apt-get install $2); $3 needs it"
   fi
@@ -67,7 +80,6 @@ exec "\$prefix/bin/caffe" "\$@"
 EOF
 chmod +x "$VENV/bin/caffe"
 
-"$VENV/bin/python" -c 'import caffe, sys; sys.stdout.write("[setup] pycaffe %s from %s\n" % (caffe.__version__, caffe.__file__))' >&2 \
-  || die "pycaffe does not import from $VENV"
-say "ready: $VENV (Caffe in $PREFIX)"
-cat "$PREFIX/build-summary.txt"
+version=$("$VENV/bin/python" -c 'import caffe; print(caffe.__version__)' 2>>"$QUIET_LOG") \
+  || die "pycaffe does not import from $VENV (log: $QUIET_LOG)"
+say "ready: $VENV with pycaffe $version (Caffe's configuration: $PREFIX/build-summary.txt)"

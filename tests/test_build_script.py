@@ -160,3 +160,42 @@ def test_the_without_hdf5_patch_guards_every_hdf5_call_of_net_cpp(tmp_path):
             if re.search(r"\bH5[A-Z]\w*\(", line) and not depth:
                 unguarded.append(line)
         assert unguarded == [], tree
+
+
+NOISY_APT = """#!/bin/sh
+for i in $(seq 40); do echo "Unpacking noise-$i ..."; done
+echo "E: Unable to locate package reid-no-such-package" >&2
+exit 100
+"""
+
+
+@needs_build_env
+@pytest.mark.skipif(os.geteuid() != 0, reason="build_caffe.sh installs apt packages only as root")
+def test_apt_output_goes_to_the_log_that_the_error_names(tmp_path):
+    """apt-get's own lines stay off the terminal: the step is one line, the
+    failure one line naming the log, and the log holds what apt-get said."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "apt-get").write_text(NOISY_APT)
+    (bin_dir / "apt-get").chmod(0o755)
+    log = tmp_path / "setup.log"
+    proc = run_build({"CAFFE_CACHE": str(tmp_path / "cache"), "CAFFE_EXTRA_APT_DEPS": "reid-no-such-package",
+                      "PATH": "%s:%s" % (bin_dir, os.environ["PATH"]), "QUIET_LOG": str(log)})
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1] == ("build_caffe: error: apt-get could not install: reid-no-such-package (log: %s)" % log)
+    assert len(lines) == 2 and "Unpacking" not in proc.stderr, proc.stderr
+    assert "Unpacking noise-40" in log.read_text()
+    assert "Unable to locate package reid-no-such-package" in log.read_text()
+
+
+@needs_build_env
+def test_a_setup_with_everything_done_prints_two_lines():
+    proc = subprocess.run(["bash", os.path.join(ROOT, "caffe_build", "setup.sh")],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 2, proc.stderr
+    assert lines[0].startswith("[build_caffe] reusing build ")
+    assert lines[1].startswith("[setup] ready: %s with pycaffe 1.0.0" % os.path.join(ROOT, ".venv"))
+    assert proc.stdout == ""
