@@ -16,10 +16,11 @@ demo: setup
 	$(PY) -m tools.demo
 
 ## test: setup, then the whole test suite, one worker per core (at most 4;
-## TEST_WORKERS=1 for one process), each test file in one worker
+## TEST_WORKERS=1 for one process), each test file in one worker; TEST_ARGS: more pytest arguments
 TEST_WORKERS ?= $(shell n=$$(nproc); [ $$n -gt 4 ] && n=4; echo $$n)
+TEST_ARGS ?=
 test: setup
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile tests
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(TEST_ARGS) tests
 
 ## bench: setup, then every benchmark under bench/ (ratios against in-run references)
 bench: setup
@@ -47,6 +48,6 @@ image:
 image-cuda:
 	bash containers/build_image.sh cuda
 
-## test-image: build reid-caffe:cpu, run the test suite and a small demo inside (~35 min on 2 cores)
+## test-image: build reid-caffe:cpu, run the test suite and a small demo inside, make a SIF of it
 test-image:
 	bash containers/test_image.sh
