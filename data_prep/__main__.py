@@ -1,4 +1,4 @@
-"""One command per dataset (issue 5 item 6):
+"""One command per dataset:
 
     python -m data_prep DATASET ROOT --out SPLIT.json [protocol options]
         [--lmdb OUT_DIR --size H W --subset train --trial 0 --augment 0]
