@@ -1,4 +1,4 @@
-"""The README's main job (`make demo`): both papers' pipelines end to end on
+"""The demo (`make demo`; docs/teaching.md): both papers' pipelines end to end on
 synthetic data in Market-1501's layout, on a CPU, no download.
 
 Two synthetic sets, Geng16's staged transfer with the DGDNet base

@@ -1,5 +1,5 @@
 """Diagrams of the generated nets, drawn by Caffe's own `caffe.draw`
-(pydot + Debian's graphviz), for the README's sections for learners.
+(pydot + Debian's graphviz), for docs/teaching.md.
 
     python -m tools.draw_nets [--out docs/diagrams] [FAMILY ...]    (make diagrams)
 

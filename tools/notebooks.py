@@ -1,4 +1,4 @@
-"""The teaching notebooks (issue 15 §5): docs/notebooks/*.py, kept as text
+"""The teaching notebooks (docs/teaching.md): docs/notebooks/*.py, kept as text
 in jupytext's percent format, are the source; this executes each with
 nbclient (the venv's ipykernel, from the checkout's root) and writes the
 executed .ipynb beside it, outputs included:
