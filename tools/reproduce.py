@@ -96,8 +96,18 @@ def executor_options(pairs):
 
 
 def build_parser():
-    ap = cli.ArgumentParser(description=__doc__.split("\n\n")[0],
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.ArgumentParser(
+        prog="python -m tools.reproduce", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="One command per experiment of the two papers (docs/reproducing.md): the\n"
+                    "stages it needs (split, LMDBs, training, features or CIR scores, report)\n"
+                    "run once each through the experiments' Snakemake workflow, in the store\n"
+                    "--run-dir (default runs/). Reads the datasets as distributed under\n"
+                    "--data-root/<name>/; prints each report, the paper's row beside ours, and,\n"
+                    "last, the path of its page.",
+        epilog="examples:\n"
+               "  python -m tools.reproduce --list\n"
+               "  python -m tools.reproduce --plan geng16 table2\n"
+               "  python -m tools.reproduce geng16 table2 --data-root /data/reid --gpu 0")
     ap.add_argument("experiment", nargs="*",
                     help="e.g. geng16 table2, or mtdnet cuhk01 cross; several separated by "
                          "commas; all")
