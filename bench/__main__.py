@@ -1,5 +1,6 @@
 """python -m bench [NAME ...]: run the benchmarks (all `bench_*` modules, or
 the ones named) and print each figure as a ratio against its reference."""
+import argparse
 import importlib
 import os
 import pkgutil
@@ -11,7 +12,12 @@ from common import cli
 def main(argv=None):
     here = os.path.dirname(os.path.abspath(__file__))
     names = [m.name for m in pkgutil.iter_modules([here]) if m.name.startswith("bench_")]
-    ap = cli.ArgumentParser(prog="python -m bench", description=__doc__.split(":", 1)[1].strip())
+    ap = cli.ArgumentParser(
+        prog="python -m bench", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run the benchmarks (every bench_* module, or the NAMEs given) and print\n"
+                    "each figure as a ratio against a reference measured in the same run.\n"
+                    "Reads no input; writes only temporary files.",
+        epilog="example:\n  python -m bench market_eval data_layer")
     ap.add_argument("names", nargs="*", metavar="NAME", help="benchmarks (default: all)")
     args = ap.parse_args(argv)
     wanted = [a if a.startswith("bench_") else "bench_" + a for a in args.names]

@@ -2,7 +2,7 @@
 layers/identity_sampled_data.py) against Caffe's own C++ Data layer with
 crop_size, mirror and mean_value in transform_param, both reading the same
 LMDB of synthetic 256×256 images and delivering 64 × 3 × 224 × 224 batches
-in TRAIN (issue 5, Benchmark; target: at least as fast)."""
+in TRAIN. The target: ours at least as fast as Caffe's own."""
 import json
 import os
 import tempfile

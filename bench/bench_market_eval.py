@@ -21,7 +21,7 @@ from bench.timing import Result, best_time
 from evaluation.distance import euclidean
 from evaluation.market import evaluate_market
 
-NUM_QUERY, NUM_GALLERY, DIM = 3368, 19732, 1024     # Market-1501 test set (REFERENCE.md §4)
+NUM_QUERY, NUM_GALLERY, DIM = 3368, 19732, 1024     # Market-1501 test set (docs/reproducing.md)
 NUM_IDS, NUM_CAMS = 750, 6
 NUM_JUNK, NUM_DISTRACTORS = 3819, 2793              # bounding_box_test's −1 and 0000 boxes
 SIGNAL = 0.37  # identity-centre scale against unit noise: mAP about 0.45, like a trained model

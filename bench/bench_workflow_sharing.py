@@ -1,4 +1,4 @@
-"""The workflow's sharing (issue 13 §2): training iterations and images of
+"""The workflow's sharing: training iterations and images of
 every experiment of `tools.reproduce --list` at the papers' schedules (scale
 1, one trial), with stages shared as experiments/Snakefile runs them,
 against one run directory per experiment (each experiment training its own

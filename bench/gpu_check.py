@@ -11,6 +11,7 @@ CPU in the GPU's place (the rehearsal on a machine without one); --short
 runs small sizes (the suite's test of the rehearsal). Once --budget seconds
 have passed, the benchmarks not yet begun are skipped, and said so.
 """
+import argparse
 import ctypes
 import json
 import os
@@ -242,7 +243,13 @@ def markdown(doc):
 
 
 def main(argv=None):
-    ap = cli.ArgumentParser(prog="python -m bench.gpu_check", description=__doc__.split("\n\n")[0])
+    ap = cli.ArgumentParser(
+        prog="python -m bench.gpu_check", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=__doc__.split("\n\n")[0] + "\n\nWrites OUT/gpu_check.json, "
+                    "OUT/gpu_check.md and OUT/tests.log.",
+        epilog="examples:\n"
+               "  bash tools/gpu_check.sh gpu-kit out          # on the GPU machine: the kit, then this\n"
+               "  python -m bench.gpu_check out --cpu --short  # a short rehearsal on the CPU")
     ap.add_argument("out", help="folder for gpu_check.json, gpu_check.md and tests.log")
     ap.add_argument("--cpu", action="store_true", help="the CPU in the GPU's place (rehearsal)")
     ap.add_argument("--short", action="store_true", help="small sizes")

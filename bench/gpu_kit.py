@@ -9,6 +9,7 @@ when already there) and CUDA_LIB_DIRS (the folders holding the CUDA
 libraries Caffe links, from NVIDIA's wheels on sys.path; empty where the
 loader finds them already).
 """
+import argparse
 import ctypes
 import glob
 import json
@@ -92,7 +93,12 @@ def cuda_lib_dirs(paths=None):
 
 
 def main(argv=None):
-    ap = cli.ArgumentParser(prog="python -m bench.gpu_kit", description=__doc__.split("\n\n")[0])
+    ap = cli.ArgumentParser(
+        prog="python -m bench.gpu_kit", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=__doc__.split("\n\n")[0] + "\n\nPrints shell assignments: KIT_ROOT (the "
+                    "unpacked kit under dest)\nand CUDA_LIB_DIRS (the folders of the CUDA "
+                    "libraries Caffe links).",
+        epilog="example (as tools/gpu_check.sh runs it):\n  python -m bench.gpu_kit gpu-kit /tmp")
     ap.add_argument("kit_dir", help="the folder make gpu-kit made")
     ap.add_argument("dest", help="where to unpack it")
     args = ap.parse_args(argv)

@@ -3,7 +3,7 @@
 #
 #   caffe_build/build_caffe.sh [--cuda]
 #
-# Source, first that works (REFERENCE.md §1):
+# Source, first that works (docs/caffe.md, "Source"):
 #   1. CAFFE_SRC=/path/to/tree          a tree the user already has;
 #   2. the BVLC GitHub tarball of commit $BVLC_COMMIT;
 #   3. Debian's source package caffe $DEBIAN_VERSION (bullseye), fetched with
@@ -50,7 +50,7 @@ DEBIAN_ORIG="caffe_1.0.0+git20180821.99bd997.orig.tar.gz"
 DEBIAN_ORIG_SHA256=e0eb3f06794f7402c77b7dec8e8480273ee1a1bb192e9122b621a69d4147ad0c
 # SHA-256 of the sorted `sha256sum` manifest of the tree without README.md and
 # scripts/cpp_lint.py, the only files in which 9b89154 and 99bd997 differ
-# (REFERENCE.md §1): one pin that both downloads must meet.
+# (compare the two commits on GitHub): one pin that both downloads must meet.
 # Bump to force a rebuild when the build recipe itself changes.
 BUILD_RECIPE=2
 BVLC_MANIFEST_SHA256=b6d18d8cfcb75eb649eeab184377c61a8b51572125a68071f837b558049df390
@@ -218,7 +218,7 @@ cuda_flags() {
   CMAKE_FLAGS+=(-DCPU_ONLY=OFF -DUSE_CUDNN=OFF -DCUDA_ARCH_NAME=Manual
     "-DCUDA_ARCH_BIN=$CUDA_ARCH_BIN" "-DCUDA_ARCH_PTX="
     "-DCUDA_TOOLKIT_ROOT_DIR=$CUDA_ROOT")
-  # Multi-GPU training through pycaffe needs NCCL (REFERENCE.md §1).
+  # Multi-GPU training through pycaffe (training/multi_gpu.py) needs NCCL.
   if ls /usr/lib/x86_64-linux-gnu/libnccl.so* /usr/lib/libnccl.so* "$CUDA_ROOT"/lib64/libnccl.so* >/dev/null 2>&1; then
     CMAKE_FLAGS+=(-DUSE_NCCL=ON)
   fi

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CUDA compile check (issue 2, REFERENCE.md §1): build the CUDA variant of
+# CUDA compile check (docs/caffe.md): build the CUDA variant of
 # Caffe for sm_90 on a machine with nvcc but no GPU, then run the CPU-mode
 # test suite on that build's pycaffe. About 17 minutes on 2 cores.
 #

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A real single-node Slurm on this machine, for the workflow's cluster test
-# (tests/test_slurm.py, issue 13): Debian's slurm-wlm and munge, reachable on
+# (tests/test_slurm.py): Debian's slurm-wlm and munge, reachable on
 # the loopback address only, their state, logs, munge key and socket in a
 # private folder. The one file written outside it is /etc/slurm/slurm.conf,
 # where Slurm's commands look (the Snakemake plugin's job steps drop

@@ -1,5 +1,5 @@
 """Outputs written whole or not at all, and never over what the package did
-not make (issue 12 §1, §4).
+not make (docs/guarantees.md).
 
 - Every output is written into a temporary sibling `.NAME.tmp-<pid>-…`
   first, then renamed into place (rename is atomic within one file system).

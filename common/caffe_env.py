@@ -2,7 +2,7 @@
 
 Caffe reports misuse with glog CHECK failures that abort the whole process;
 the functions here test the same conditions first and raise a Python error
-that says what is wrong (issue 2, REFERENCE.md §1).
+that says what is wrong.
 """
 import ctypes
 import os

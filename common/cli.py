@@ -1,4 +1,5 @@
-"""The one convention of every `python -m …` entry point (issue 12 §5):
+"""The one convention of every `python -m …` entry point
+(docs/guarantees.md, "Errors in one line"):
 
 - an error ends the command with one line on stderr, `error: <what>`, whose
   text names the file or field (library code raises messages that do);
@@ -57,7 +58,7 @@ def _number(convert, what, ok):
 
 # argparse `type=` checkers: a count or scale out of range is refused naming
 # the option (argparse prefixes "argument --NAME: "), never clamped or
-# replaced by a default (issue 12 §3).
+# replaced by a default (docs/guarantees.md, "Refused before Caffe sees it").
 positive_int = _number(int, "a positive integer", lambda v: v > 0)
 nonnegative_int = _number(int, "an integer >= 0", lambda v: v >= 0)
 positive_float = _number(float, "a positive number", lambda v: v > 0 and v != float("inf"))

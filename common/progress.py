@@ -1,4 +1,4 @@
-"""How often a lasting progress bar redraws (issue 15 §4): tqdm's own 0.1 s
+"""How often a lasting progress bar redraws: tqdm's own 0.1 s
 on a terminal; when nobody watches (CI, nohup, a Slurm log) at most every
 30 s, so a log holds a few lines per bar instead of thousands of redraws.
 Bars that clear themselves when done (leave=False) take tqdm's

@@ -1,4 +1,4 @@
-"""Where every number comes from (issue 12 §6): the facts a report records
+"""Where every number comes from: the facts a report records
 so that a reader can tell what made it and run the same command again.
 
 - the command: its argv, working directory and a cwd-independent line to

@@ -1,4 +1,5 @@
-"""What made a single output file, kept beside it (issue 12 §4).
+"""What made a single output file, kept beside it, so that it is reused
+only for the same inputs (docs/guarantees.md, "Never reused in silence").
 
 A folder carries its record in common.atomic's marker; a file (a
 .caffemodel, a features .npz, a report folder written by another module)

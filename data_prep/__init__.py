@@ -1,5 +1,5 @@
-"""Dataset parsers, the canonical split format, merging and LMDB builders
-(issue 5). First stage of the pipeline: imports nothing from layers/ or tools/.
+"""Dataset parsers, the canonical split format, merging and LMDB builders.
+First stage of the pipeline: imports nothing from layers/ or tools/.
 
 `make_split(dataset, root, out, **protocol)` and `merge_splits(split_files,
 out, eval_from=)` (data_prep/prepare.py) are what `python -m data_prep`

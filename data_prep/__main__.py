@@ -1,4 +1,4 @@
-"""One command per dataset (issue 5 item 6):
+"""One command per dataset:
 
     python -m data_prep DATASET ROOT --out SPLIT.json [protocol options]
         [--lmdb OUT_DIR --size H W --subset train --trial 0 --augment 0]
@@ -29,8 +29,17 @@ OPTIONS = ("protocol", "version", "image_dir", "seed", "trials", "num_train", "n
 
 
 def build_parser():
-    p = cli.ArgumentParser(prog="python -m data_prep", description=__doc__.split("\n\n")[0],
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(
+        prog="python -m data_prep", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Parse a dataset as distributed (ROOT) into its canonical split file\n"
+                    "(--out), and optionally an LMDB of one subset (--lmdb); or merge split\n"
+                    "files into one training set (merge). For synthetic, ROOT is where a\n"
+                    "Market-1501-layout tree is generated first. Ends with a summary line:\n"
+                    "images, identities, cameras, size on disk.",
+        epilog="examples:\n"
+               "  python -m data_prep market1501 /data/reid/market1501 --out data/splits/market1501.json\n"
+               "  python -m data_prep merge data/splits/cuhk03.json data/splits/market1501.json \\\n"
+               "      --out data/splits/cuhk03_market1501.json")
     p.add_argument("dataset", choices=DATASETS)
     p.add_argument("root", nargs="+", help="dataset root as distributed (merge: split files)")
     p.add_argument("--out", required=True, help="split JSON to write")

@@ -1,4 +1,4 @@
-"""CUHK01 as distributed (Li, Zhao, Wang 2012; REFERENCE.md §4): ``campus/``
+"""CUHK01 as distributed (Li, Zhao, Wang 2012; docs/reproducing.md): ``campus/``
 with 971 persons × 4 images, ``PPPPIII.png`` (person, image index); images
 001–002 are camera A (cam 1), 003–004 camera B (cam 2).
 
@@ -9,7 +9,7 @@ Protocols (Geng16 §5.1; MTDnet, Dataset and settings), 10 seeded trials each:
 - "871/100": 100 persons test, "all the rest 871 persons are used for
   training" (MTDnet), all four images of each (single_shot=False default);
   query = camera A images of the test persons, gallery = camera B images
-  (the single-shot CMC draws one gallery image per person, REFERENCE.md §5).
+  (the single-shot CMC draws one gallery image per person, docs/evaluation.md).
 """
 import os
 

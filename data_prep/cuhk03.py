@@ -1,5 +1,5 @@
 """CUHK03 as distributed (Li et al. 2014; Geng16 §5.1; MTDnet, Dataset and
-settings; REFERENCE.md §4): ``cuhk03_release/cuhk-03.mat``, a MATLAB v7.3
+settings; docs/reproducing.md): ``cuhk03_release/cuhk-03.mat``, a MATLAB v7.3
 (HDF5) file read with h5py.
 
 - ``labeled`` / ``detected``: 5 object references, one per camera pair.
@@ -26,7 +26,7 @@ Protocols:
   testing, another 100 for validation, whilst the remaining 1160 for
   training", the 20 standard splits of Li et al.): trial t tests the persons
   of ``testsets{t}`` (query = view 1, gallery = view 2; the single-shot CMC
-  draws one gallery image per person, REFERENCE.md §5); 100 validation
+  draws one gallery image per person, docs/evaluation.md); 100 validation
   persons are drawn (seeded) from the others of camera pairs 1–3; the rest
   (1160) train.
 - "new" (767/700, Zhong et al. 2017; optional): one trial read from

@@ -1,4 +1,4 @@
-"""Bad dataset input, reported once and clearly (issue 5, "Bad input"): the
+"""Bad dataset input, reported once and clearly: the
 exception every parser raises, and the checks they share — folders present,
 file names in the dataset's naming, no duplicates, files present and
 non-empty (optionally fully decoded), training labels within a net's

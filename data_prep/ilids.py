@@ -1,5 +1,5 @@
 """i-LIDS (VID pedestrian set, Zheng, Gong, Xiang 2009; MTDnet, Dataset and
-settings; REFERENCE.md §4) as distributed: ``i-LIDS_Pedestrian/Persons/*.jpg``,
+settings; docs/reproducing.md) as distributed: ``i-LIDS_Pedestrian/Persons/*.jpg``,
 476 images of 119 persons, ``PPPPIII.jpg`` (4-digit person, 3-digit index).
 
 The dataset has NO camera labels. This parser defines pseudo-cameras so that

@@ -1,4 +1,4 @@
-"""LMDB of a split's images for Caffe (issue 5 item 3; layout "reid-lmdb/1").
+"""LMDB of a split's images for Caffe (layout "reid-lmdb/1").
 
 A directory ``NAME.lmdb/`` that Caffe's own ``Data`` layer reads
 (``backend: LMDB``): keys ``b"%08d" % i`` in index order, values serialized

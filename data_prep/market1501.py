@@ -1,14 +1,15 @@
-"""Market-1501 as distributed (Zheng et al. 2015; Geng16 §5.1; REFERENCE.md
-§4): ``bounding_box_train`` (751 ids), ``bounding_box_test`` (gallery, with
-junk id -1 and distractors 0000, kept: the official evaluation needs them),
-``query`` (750 ids) and ``gt_bbox`` (hand-drawn boxes, the multi-query pools).
+"""Market-1501 as distributed (Zheng et al. 2015; Geng16 §5.1;
+docs/reproducing.md): ``bounding_box_train`` (751 ids), ``bounding_box_test``
+(gallery, with junk id -1 and distractors 0000, kept: the official evaluation
+needs them), ``query`` (750 ids) and ``gt_bbox`` (hand-drawn boxes, the
+multi-query pools).
 
 File names ``PPPP_cCsS_FFFFFF_BB.jpg``; person and camera by the official
 regex ``([-\\d]+)_c(\\d)``, then checked: the person is -1 (junk) or a
 number, the camera one of Market's 6. One trial: the fixed split the dataset
 ships.
 
-Multi-query (REFERENCE.md §5): for each query, the pool is the query itself
+Multi-query (docs/evaluation.md): for each query, the pool is the query itself
 plus every ``gt_bbox`` image of the same person and camera (name prefix
 ``PPPP_cC``) other than the query's own file; evaluation/ pools their
 features.

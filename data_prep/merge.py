@@ -3,7 +3,7 @@
 Building (used by every parser): contiguous training labels per trial, and
 the split document itself (data_prep/split_format.py).
 
-Merging (issue 5 item 2): Geng16 pre-trains on CUHK03 + Market-1501 together
+Merging: Geng16 pre-trains on CUHK03 + Market-1501 together
 (§4, "fine-tuned on the large Re-ID datasets (e.g., CUHK03+Market1501)") and
 MTDnet-aug "simply adds the source data into the target dataset" (MTDnet,
 Results for the cross-domain architecture). Both are an identity offset

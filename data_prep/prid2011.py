@@ -1,5 +1,5 @@
 """PRID2011, single-shot version, as distributed (Hirzer et al. 2011;
-Geng16 §5.1; REFERENCE.md §4): ``single_shot/cam_a`` (385 people) and
+Geng16 §5.1; the dataset's readme): ``single_shot/cam_a`` (385 people) and
 ``single_shot/cam_b`` (749), ``person_%04d.png``. Only persons 1–200 are
 the same people in both cameras; above 200, person_0201 of cam A and
 person_0201 of cam B are different people.
@@ -22,7 +22,7 @@ from data_prep.merge import make_split, make_trial, random_halves, trial_rng
 CAMS = ("cam_a", "cam_b")
 NAME = r"person_(\d+)\.png"
 EXTS = {".png"}
-SHARED_IDS = 200        # persons 1–200 appear in both cameras (REFERENCE.md §4)
+SHARED_IDS = 200        # persons 1–200 appear in both cameras (the dataset's readme)
 NUM_TRAIN = 100         # training persons per trial (Geng16 §5.1)
 ONLY_OFFSET = {1: 1000, 2: 2000}   # id offsets of the single-camera persons (see above)
 

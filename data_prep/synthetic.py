@@ -1,7 +1,7 @@
 """A synthetic person re-identification dataset in Market-1501's exact layout
-and naming (issue 5 item 5), the embedded default of the README's main
-command: it exercises the real Market-1501 parser (data_prep/market1501.py,
-REFERENCE.md §4) and needs no download.
+and naming, the data of the demo (`make demo`, docs/teaching.md): it
+exercises the real Market-1501 parser (data_prep/market1501.py) and needs no
+download.
 
 Pedestrians are drawn procedurally with numpy, a whole batch of images at a
 time (no external assets):
@@ -43,7 +43,7 @@ from common.progress import mininterval
 from common.atomic import atomic_path, reuse
 
 NUM_IDS = 200              # identities, half for training, half for test (a CPU demo; Market has 1,501)
-CAMERAS = 6                # as Market-1501 (REFERENCE.md §4)
+CAMERAS = 6                # as Market-1501 (its file names' c1–c6)
 HEIGHT, WIDTH = 128, 64    # Market-1501's image size
 MIN_CAMS = 2               # every identity is seen by at least two cameras (Market's rule)
 TRAIN_PER_CAM = (1, 4)     # images per identity and camera, inclusive range

@@ -1,5 +1,5 @@
 """VIPeR as distributed (Gray et al. 2007; Geng16 §5.1; MTDnet, Dataset and
-settings; REFERENCE.md §4): ``cam_a/*.bmp`` and ``cam_b/*.bmp``, 632 each,
+settings; docs/reproducing.md): ``cam_a/*.bmp`` and ``cam_b/*.bmp``, 632 each,
 one image per person per camera; a person is paired across cameras by the
 numeric prefix of the name (``000_45.bmp``: person 000, viewing angle 45).
 

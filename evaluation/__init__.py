@@ -1,8 +1,8 @@
 """Evaluation of re-identification rankings as the papers report them
-(REFERENCE.md §5): distances in blocks, single-shot CMC, the official
+(docs/evaluation.md): distances in blocks, single-shot CMC, the official
 Market-1501 CMC and mAP, multi-query pooling, trial averaging, and reports
 side by side with the papers' tables, each with a page (index.html) of its
-ranked lists, training curves and net diagrams (issue 15). What is ranked
+ranked lists, training curves and net diagrams. What is ranked
 comes from features of a deploy net (features.py, `extract_to_file`) or
 MTDnet's CIR pair scores (cir.py, `score_to_file`); evaluate.py's `report`
 turns either into a report. The commands are tools.extract_features,

@@ -1,6 +1,6 @@
 """CIR test of MTDnet (Chen et al. 2017, §"The multi-task network": "in the
 test phase, only the classification task architecture … is used … the last
-layer predicting the similarity probability of a test pair"; REFERENCE.md §3),
+layer predicting the similarity probability of a test pair"; docs/evaluation.md),
 the library of `python -m tools.mtdnet_cir`:
 
     score_to_file(weights, query_lmdb, gallery_lmdb, out=scores.npz, passes=8, size=227,
@@ -155,7 +155,7 @@ def trp_distances(trunk, probe, gallery):
 
 
 def single_shot(matrix, q_pids, q_cams, g_pids, g_cams, similarity, repeats=10, seed=0):
-    """Single-shot CMC from the evaluation module (ifaces item 6)."""
+    """Single-shot CMC of evaluation/cmc.py."""
     from evaluation.cmc import single_shot_cmc
     return single_shot_cmc(matrix, q_pids, q_cams, g_pids, g_cams, repeats=repeats, seed=seed,
                            similarity=similarity)

@@ -1,4 +1,4 @@
-"""Single-shot CMC (REFERENCE.md §5; MTDnet Table 1; Geng16 Tables 1, 3, 6,
+"""Single-shot CMC (docs/evaluation.md; MTDnet Table 1; Geng16 Tables 1, 3, 6,
 7, 9): the gallery holds one image per identity. Where an identity has
 several candidate images (CUHK03's five per view), one is drawn at random,
 and the CMC is averaged over `repeats` draws. Probe and gallery come from
@@ -14,7 +14,7 @@ import numpy as np
 
 from evaluation.distance import as_distance, check_inputs
 
-REPEATS = 10    # "averaged over repeats (10 is common)", REFERENCE.md §5
+REPEATS = 10    # the papers do not say how many draws; 10 is common
 BLOCK = 256     # probes per block
 
 

@@ -1,4 +1,4 @@
-"""Training curves (issue 15 §2): each loss and the learning rate of a
+"""Training curves: each loss and the learning rate of a
 training stage against iteration, read from Caffe's own log by Caffe's own
 `tools/extra/parse_log.py` (installed with the build, run as a script).
 

@@ -1,4 +1,4 @@
-"""One page per run (issue 15 §3): report/index.html, self-contained (its
+"""One page per run: report/index.html, self-contained (its
 images are files beside it, no script, no network), for people who look
 before they read:
 

@@ -1,5 +1,5 @@
 """Market-1501's official evaluation (Zheng et al. 2015, the dataset's own
-MATLAB code; Geng16 §5.1, Table 2; REFERENCE.md §5).
+MATLAB code; Geng16 §5.1, Table 2; docs/evaluation.md).
 
 For each query:
 - *good* = gallery images of the same person from another camera;

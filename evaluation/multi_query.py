@@ -1,5 +1,5 @@
 """Market-1501 multi-query (Zheng et al. 2015; Geng16 Table 2 and 4 "Multi-
-query"; REFERENCE.md §5): each query is replaced by the pool of its
+query"; docs/evaluation.md): each query is replaced by the pool of its
 ``gt_bbox`` images of the same person and camera (the query included), whose
 features are averaged (default) or max-pooled; the pooled feature is then
 evaluated like a single query.

@@ -10,10 +10,10 @@ figures), "paper" (a evaluation.papers.lookup dict), "num_queries",
 "num_valid", "warning"}. A row without a single valid query (no query had a match)
 shows no numbers, only its warning: 0.00 would read as a measured result.
 
-Every report ends with where its numbers came from (common.provenance,
-issue 12 §6): results.json holds the whole record, results.md a footer.
+Every report ends with where its numbers came from (common.provenance):
+results.json holds the whole record, results.md a footer.
 
-index.html (issue 15 §3) shows it all on one page: the table beside the
+index.html shows it all on one page: the table beside the
 paper's rows, the CMC, ranked lists (visrank.py), and per training stage of
 the run its curves (curves.py) and net diagram (caffe.draw). A picture that
 cannot be drawn (the images are gone, graphviz is missing) is named on the

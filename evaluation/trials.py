@@ -1,7 +1,7 @@
-"""The mean (and standard deviation) over a dataset's trials (REFERENCE.md
-§5: CUHK03 over its 20 test splits; VIPeR, PRID, CUHK01, i-LIDS over 10
-random splits). The papers report the mean; the standard deviation is the
-sample one (n − 1), 0 for a single trial.
+"""The mean (and standard deviation) over a dataset's trials
+(docs/evaluation.md: CUHK03 over its 20 test splits; VIPeR, PRID, CUHK01,
+i-LIDS over 10 random splits). The papers report the mean; the standard
+deviation is the sample one (n − 1), 0 for a single trial.
 """
 import numpy as np
 

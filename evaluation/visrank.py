@@ -1,4 +1,4 @@
-"""Ranked lists (issue 15 §1): for a few queries, the query image and its
+"""Ranked lists: for a few queries, the query image and its
 top-10 gallery images, each framed green for a true match and red for a
 wrong one, the picture torchreid users know as `visrank`.
 
@@ -183,8 +183,9 @@ def from_scores(path, key, protocol, similarity):
     matrix, q_pids, q_cams, g_pids, g_cams = load_matrix(path, key)
     with np.load(path, allow_pickle=False) as z:
         if "q_lmdb" not in z.files or "g_lmdb" not in z.files:
-            raise ValueError("%s names no query/gallery LMDB (q_lmdb, g_lmdb: written by "
-                             "tools.mtdnet_cir since issue 15), so its images are unknown" % path)
+            raise ValueError("%s names no query/gallery LMDB (q_lmdb, g_lmdb: score files "
+                             "from older versions of tools.mtdnet_cir lack them), "
+                             "so its images are unknown" % path)
         lmdbs = {"query": str(z["q_lmdb"]), "gallery": str(z["g_lmdb"])}
 
     def images(side, indices):

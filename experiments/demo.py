@@ -1,4 +1,4 @@
-"""The README's main job (`make demo`, `python -m tools.demo`): both papers'
+"""The demo (`make demo`, `python -m tools.demo`; docs/teaching.md): both papers'
 pipelines end to end on synthetic data in Market-1501's layout, on a CPU,
 no download:
 
@@ -15,7 +15,7 @@ no download:
    the target, tested by CIR pair scoring and by its ranking feature (-trp);
 5. one report (results.md / results.json / cmc.png) beside chance level,
    and its page index.html: ranked lists of each evaluation, the training
-   curves and net of every stage, the provenance (issue 15).
+   curves and net of every stage, the provenance.
 
 Each of those is a stage of the experiments' workflow (experiments/plan.py,
 experiments/Snakefile; `stages`), so the demo runs as tools.reproduce's
@@ -71,7 +71,7 @@ MTDNET_PASSES = 2                     # CIR: both orders (the authors' 8 add fli
 # The demo fails (exit 1, one line naming the figure) instead of reporting a
 # model that learned nothing: Geng16's and MTDnet's ranking-feature (-trp)
 # rank-1, the mean over the seeds, must reach CLEAR_MARGIN x their chance
-# level. Measured (seeds 0, 1, 2; 2-core Intel Xeon, 2026-12-02, README):
+# level. Measured (seeds 0, 1, 2; 2-core Intel Xeon, 2026-12-02, docs/results.md):
 # Geng16 35.1 / 36.0 / 35.5 % against 0.79 % chance (45 x), MTDnet-trp
 # 4 / 25 / 29 % against 1 % (19 x). A random ranking's rank-1 has a standard deviation of
 # about 0.45 % over Geng16's ~400 Market queries and 1 % over MTDnet's 100

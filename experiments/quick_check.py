@@ -34,7 +34,7 @@ from experiments.demo import CLEAR_MARGIN, chance_rank1
 # images per batch (the paper's 32 halved), 200 iterations from the fillers
 # at the demo's from-scratch base_lr (the paper's 0.001 fine-tunes ImageNet
 # weights). One iteration: about 3.8 s on one core of a 2-core AMD EPYC;
-# the whole check on CUHK01 in README "Quick check".
+# the whole check on CUHK01 in docs/results.md, "Quick check on CUHK01".
 BASE = "dgdnet"
 INPUT = (72, 28)
 LMDB_SIZE = (80, 32)      # the margin of the data layer's random crop
@@ -45,13 +45,13 @@ SEED = 0                  # Caffe's fillers and the data order (--seed)
 TRIAL = 0                 # the set's first trial
 
 DATASET_CHOICES = DATASETS   # every parser's (data_prep.prepare)
-# The protocol each set is evaluated with (Geng16 Tables 1-3; REFERENCE.md §5).
+# The protocol each set is evaluated with (Geng16 Tables 1-3; docs/evaluation.md).
 PROTOCOL = {"market1501": "market", "synthetic": "market"}   # every other set: single-shot
 
 # Rank-1 measured here at scale 1 on the first trial: (dataset, parser
 # protocol) -> rank-1 of seeds 0, 1, ...; a 2-core AMD EPYC shared with other
-# jobs (OpenBLAS one thread), 2026-12-01 (README "Quick check": chance,
-# minutes). Only sets measured here are listed.
+# jobs (OpenBLAS one thread), 2026-12-01 (docs/results.md, "Quick check on
+# CUHK01": chance, minutes). Only sets measured here are listed.
 # chance 0.21 %; 22.9 min (half of it under load 7), 10.3 min
 MEASURED = {("cuhk01", "485/486"): [0.0185, 0.0473],
             # chance 1.00 %; 9.8 min, 9.7 min

@@ -1,7 +1,7 @@
 """The size limit of a Caffe blob, checked by the data layers in `setup`
 from their param_str, before `reshape` asks Caffe for a blob it cannot
 allocate: Blob::Reshape CHECKs count <= INT_MAX, and a failed CHECK aborts
-the whole process with no Python exception (issue 12 §3)."""
+the whole process with no Python exception."""
 import math
 
 INT_MAX = 2 ** 31 - 1

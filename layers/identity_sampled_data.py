@@ -3,7 +3,7 @@ randomly select K person; for each person we then randomly select M images.
 These K∗M distinct images are loaded to form one minibatch"; K = 32, M = 2),
 read from the project's LMDB (reid-lmdb/1, data_prep/lmdb_builder.py), with
 GoogLeNet's input: a random crop and mirror in TRAIN, the centre crop in
-TEST, minus BVLC's mean (REFERENCE.md §2).
+TEST, minus BVLC's ImageNet mean (common/config.py MEAN_BGR).
 
 Sampling (plain numpy functions below, testable without Caffe):
 - identities are drawn epoch by epoch: each epoch is a fresh permutation of

@@ -1,5 +1,5 @@
 """L2 normalisation of each sample's feature vector (MTDnet §"Ranking task":
-the 512-D `feat` is L2-normalised before the triplet loss; REFERENCE.md §3).
+the 512-D `feat` is L2-normalised before the triplet loss).
 
     y = x / sqrt(||x||² + eps)
 """

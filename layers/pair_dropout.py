@@ -1,5 +1,5 @@
 """Pairwise-consistent dropout (Geng16 §3.1 "Loss specific dropout unit",
-Eq. 1 and Table 5; REFERENCE.md §2).
+Eq. 1 and Table 5).
 
 The features of one compared pair (or triplet) share one Bernoulli mask:
 r_i = r_j when images i and j are compared, so their difference reflects

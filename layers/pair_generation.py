@@ -1,6 +1,5 @@
 """In-batch pair generation for the pairwise verification loss (Geng16 §4.1
-"Verification subnet" / minibatch scheme after Ding et al. [6];
-REFERENCE.md §2).
+"Verification subnet" / minibatch scheme after Ding et al. [6]).
 
 From a K × M identity-sampled batch (K identities, M images each): every
 pair of distinct images, positives (same identity) and negatives; then the
@@ -16,7 +15,7 @@ being generated respectively" is read, for K = 32, M = 2:
   subnet's ReLU(a − b) is asymmetric: 64 positives and 64 × 62 = 3,968
   negatives → 3,968 of each, 7,936 pairs.
 The default keeps each comparison once, as Ding et al.'s scheme [6] the
-paper follows (REFERENCE.md §2).
+paper follows (both readings: docs/reproducing.md, "Fidelity choices").
 """
 import caffe
 import numpy as np

@@ -1,5 +1,5 @@
 """Triplet-feeding data layers of MTDnet (Chen et al. 2017, §"The
-multi-task network" and §"Cross-domain architecture"; REFERENCE.md §3),
+multi-task network" and §"Cross-domain architecture"),
 reading the project's LMDB ("reid-lmdb/1", data_prep/lmdb_builder.py).
 
 Input preprocessing is the authors' code's: each image stretched to
@@ -73,7 +73,7 @@ class _LmdbSet:
     """Images and their (pid, cam) from one reid-lmdb/1 directory."""
 
     def __init__(self, path, where):
-        from data_prep.lmdb_builder import LmdbImages, read_index  # the LMDB reader of ifaces item 2
+        from data_prep.lmdb_builder import LmdbImages, read_index  # the reid-lmdb/1 reader
         index = read_index(path)
         self.pids = np.asarray(index["pid"])
         self.cams = np.asarray(index["cam"])

@@ -19,7 +19,7 @@ import numpy as np
 from common.params import Param, parse_param_str
 from layers.pair_generation import scatter_rows
 
-# Not given by Geng16; MTDnet's α = 1 on features of this scale (REFERENCE.md §3).
+# Not given by Geng16; MTDnet's α = 1 (layers/triplet_rank_loss.py) on features of this scale.
 MARGIN = 1.0
 M = 2  # images per identity (Geng16 §4.1)
 

@@ -1,7 +1,7 @@
 """Regrouping of a triplet batch into the classification branch's pairs
 (Chen et al. 2017, §"The multi-task network": "the three sets of feature maps
 … are regrouped into two types of pairs, a positive pair and a negative
-pair"; REFERENCE.md §3).
+pair").
 
 Bottom: 3N × … laid out as triplets (rows 3i, 3i+1, 3i+2 = A1, A2, B2).
 Tops: `left` and `right`, 2N × … each, and `label` (2N): rows 0..N−1 are the

@@ -1,5 +1,4 @@
-"""MTDnet's triplet ranking loss (Chen et al. 2017, Eq. 1, as in FaceNet;
-REFERENCE.md §3):
+"""MTDnet's triplet ranking loss (Chen et al. 2017, Eq. 1, as in FaceNet):
 
     L = 1/(2N) · Σ_i [ ||a_i − p_i||² − ||a_i − n_i||² + α ]₊
 

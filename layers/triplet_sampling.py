@@ -1,5 +1,5 @@
 """Triplet and pair sampling for MTDnet (Chen et al. 2017, "The multi-task
-network"; REFERENCE.md §3), plain numpy, no Caffe.
+network"), plain numpy, no Caffe.
 
 - A triplet is (A1, A2, B2): a positive pair (A1, A2) of one person seen by
   two cameras, plus a negative image B2 of another person from A2's camera.

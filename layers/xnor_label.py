@@ -1,5 +1,5 @@
-"""XNOR pair labelling of the cross-domain net (Chen et al. 2017, Eq. 3;
-REFERENCE.md §3): label_p = label_a ⊙ label_b, 1 when the source pair and
+"""XNOR pair labelling of the cross-domain net (Chen et al. 2017, Eq. 3):
+label_p = label_a ⊙ label_b, 1 when the source pair and
 the target pair are both positive or both negative, else 0. Caffe's own
 ContrastiveLoss then takes the two streams' pair features and this label.
 

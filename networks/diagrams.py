@@ -1,6 +1,6 @@
 """Diagrams of the generated nets, drawn by Caffe's own `caffe.draw`
-(pydot + Debian's graphviz), for the README's sections for learners and the
-report pages (evaluation/report.py):
+(pydot + Debian's graphviz), for docs/teaching.md and the report pages
+(evaluation/report.py):
 
     python -m tools.draw_nets [--out docs/diagrams] [FAMILY ...]    (make diagrams)
 

@@ -1,5 +1,5 @@
 """NetSpec generator of the Geng16 family (Geng, Wang, Xiang & Tian 2016,
-§3.1 and §4.1, Fig. 1; REFERENCE.md §2) and of its solvers:
+§3.1 and §4.1, Fig. 1) and of its solvers:
 
     python -m tools.netgen geng16 [--out prototxt/geng16] [--num-ids 751]
                                   [--source LMDB] [--val-source LMDB]
@@ -44,11 +44,11 @@ from layers.pair_generation import PAIRS
 
 K = 32                  # identities per batch (§4.1 "we randomly select 32 people")
 M = 2                   # images per identity (§4.1 "two images for each person")
-NUM_IDS = 751           # Market-1501 training identities (REFERENCE.md §4), the default target
+NUM_IDS = 751           # Market-1501's training identities, the default target
 PV_WEIGHT = 3.0         # verification : classification = 3 : 1 (§5.2 "Parameter Settings")
 SID_WEIGHT = 1.0
 TL_WEIGHT = 1.0         # not given by Geng16; equal to SID
-AUX_WEIGHT = googlenet_base.AUX_LOSS_WEIGHT  # 0.3, GoogLeNet's auxiliary weight (REFERENCE.md §2)
+AUX_WEIGHT = googlenet_base.AUX_LOSS_WEIGHT  # 0.3, GoogLeNet's auxiliary weight (docs/reproducing.md)
 PV_FC_DIM = 1024        # "a 1024-dimensional FC layer, followed by a two-node softmax" (§4.1)
 LOSSES = ("sid", "pv", "tl")
 PV_DROPOUTS = ("consistent", "random")

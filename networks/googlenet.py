@@ -1,5 +1,5 @@
 """GoogLeNet exactly as BVLC `bvlc_googlenet` (Szegedy et al. 2015; the base
-network of Geng16 §3.1, "a standard GoogleNet"; REFERENCE.md §2).
+network of Geng16 §3.1, "a standard GoogleNet").
 
 Layer names, fillers, lr/decay multipliers and parameter shapes are those of
 Caffe's models/bvlc_googlenet/train_val.prototxt, so bvlc_googlenet.caffemodel

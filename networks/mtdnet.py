@@ -1,5 +1,5 @@
 """NetSpec generator of the MTDnet family (Chen et al. 2017, Fig. 2 and
-Table 1; REFERENCE.md §3) and of their solvers:
+Table 1) and of their solvers:
 
     python -m tools.netgen mtdnet [--out prototxt/mtdnet] [--size 227]
                                   [--source LMDB] [--aux-source LMDB] [--batch 128]

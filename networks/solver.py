@@ -1,5 +1,5 @@
 """Solver definitions that mirror the papers' training schedules, written as
-prototxt the stock `caffe train` binary runs as it is (issue 7).
+prototxt the stock `caffe train` binary runs as it is.
 
 An iteration scale factor shrinks a schedule for short runs while keeping its
 shape: max_iter, stepsize and the snapshot interval are scaled together.
@@ -25,7 +25,7 @@ GENG16_WEIGHT_DECAY = 0.0002
 
 # MTDnet "Implementation details" and the authors' solver: lr 0.001 fixed,
 # momentum 0.9, weight decay 5e-4; 200K iterations on CUHK03, 20K on the
-# small sets (REFERENCE.md §3).
+# small sets, fine-tuned from the CUHK03 model.
 MTDNET_BASE_LR = 0.001
 MTDNET_MOMENTUM = 0.9
 MTDNET_WEIGHT_DECAY = 0.0005

@@ -1,4 +1,5 @@
-"""Small real inputs for the tests of issue 15's pictures: a split of real
+"""Small real inputs for the tests of the report's pictures (ranked
+lists, curves, the page): a split of real
 image files, a features file of it, and training stages trained by
 training/stage.py (real pycaffe, a few seconds)."""
 import os

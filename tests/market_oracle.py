@@ -1,6 +1,6 @@
 """Test oracle for Market-1501's evaluation: a literal, per-rank port of
 Zheng et al.'s official MATLAB code (`compute_AP.m`, and the good/junk rule
-of `evaluation.m`; REFERENCE.md §5). It walks the ranking one gallery image
+of `evaluation.m`; docs/evaluation.md). It walks the ranking one gallery image
 at a time and shares nothing with evaluation/market.py (no closed-form
 AP, no vectorised ranks), so the two can only agree if both follow the rule.
 
@@ -32,7 +32,7 @@ def compute_ap(good_image, junk_image, index, rule="trapezoid"):
     rule "trapezoid" is compute_AP.m; "step" is the same walk adding
     (recall − old_recall) · precision (the step-wise AP of later libraries).
     A query without good images gets AP 0 and no hit (compute_AP.m would
-    divide 0 by 0; the package counts such a query as 0, REFERENCE.md §5)."""
+    divide 0 by 0; the package counts such a query as 0)."""
     good, junk = set(int(g) for g in good_image), set(int(j) for j in junk_image)
     cmc = np.zeros(len(index))
     ngood = len(good)

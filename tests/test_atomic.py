@@ -1,4 +1,4 @@
-"""common/atomic.py on its own (issue 12 §1, §4): a folder the package did
+"""common/atomic.py on its own: a folder the package did
 not make is never replaced, one of ours is, a file a user added to one of
 ours stops its replacement, temporaries of dead runs are cleaned while a
 live run's are kept, and reuse names the record field that differs."""

@@ -1,4 +1,4 @@
-"""Issue 2: caffe_build/build_caffe.sh reuses a finished build, and its failures say
+"""caffe_build/build_caffe.sh reuses a finished build, and its failures say
 what is missing in one line (both sources tried; the apt package's name)."""
 import glob
 import os
@@ -83,7 +83,7 @@ def _pristine_trees():
 
 
 def test_series_applies_and_threads_touch_cuda_only_in_gpu_mode(tmp_path):
-    """Issue 16: a CUDA build must not query the device when a prefetching
+    """A CUDA build must not query the device when a prefetching
     data layer starts its thread in CPU mode (patch 0009), and GPU mode must
     still query the device and set it in the thread."""
     trees = _pristine_trees()

@@ -1,6 +1,6 @@
-"""One error convention for every `python -m …` entry point (issue 12 §5,
-common/cli.py): on bad input the last stderr line is `error: …`, there is no
-traceback, the exit status is 2; with --debug the traceback is shown too.
+"""One error convention for every `python -m …` entry point (common/cli.py):
+on bad input the last stderr line is `error: …`, there is no traceback, the
+exit status is 2; with --debug the traceback is shown too.
 
 Every module of the package with a `__main__` block must have a case here
 (a new entry point without one fails the first test). Each case runs in a

@@ -1,4 +1,4 @@
-"""Training curves (issue 15 §2, evaluation/curves.py): read from a
+"""Training curves (evaluation/curves.py): read from a
 real training/stage.py stage's glog by Caffe's own parse_log.py; a two-stepped
 stage's step 2 continues step 1's time axis."""
 import re

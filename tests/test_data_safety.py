@@ -1,4 +1,4 @@
-"""Data safety through the real commands (issue 12 §1, §3, §4, §5):
+"""Data safety through the real commands:
 `python -m data_prep` never empties a folder it did not make and cleans
 what a killed run left; its errors are one line naming the file or field;
 an experiment reuses an LMDB only when made from the same split; the

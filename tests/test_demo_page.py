@@ -1,4 +1,4 @@
-"""The demo's own page (issue 15): the demo's stages (experiments/demo.py)
+"""The demo's own page: the demo's stages (experiments/demo.py)
 at a test's size run through the workflow as `make demo` runs them; its
 index.html shows the table beside the paper's row, the CMC curves, the
 ranked lists of each of its four evaluations, the training curves and net

@@ -1,4 +1,4 @@
-"""Issue 14 §2: the demo refuses to report success when a rank-1 is not
+"""The demo refuses to report success when a rank-1 is not
 clearly above chance (experiments.demo.CLEAR_MARGIN x chance), naming the figure."""
 import pytest
 

@@ -1,4 +1,4 @@
-"""`python -m tools.demo --unsupervised`, the README's command for Geng16's
+"""`python -m tools.demo --unsupervised`, the demo command for Geng16's
 unsupervised transfer, end to end at a small size (--settings): every
 model of Table 9 trains and is evaluated on the synthetic target, through
 the workflow, with the demo's K kept (the study once took the builder's

@@ -2,11 +2,13 @@
 in README.md and docs/*.md resolves to a file of the checkout (and an
 anchor to a heading of its page), every command shown as `python -m X`
 names a module that exists and, for the commands in tools/, answers
---help; the README stays a map (at most 200 lines); and nothing the
-repository tracks points to notes outside it. Pure Python, no Caffe."""
+--help; every entry point's --help ends with an example; the README stays
+a map (at most 200 lines); and nothing the repository tracks points to
+notes outside it. Pure Python, no Caffe."""
 import functools
 import glob
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -15,6 +17,7 @@ import sys
 import pytest
 
 from common.config import ROOT
+from tests.test_cli import entry_points
 
 README_MAX_LINES = 200
 PAGES = ["README.md"] + sorted(os.path.relpath(p, ROOT)
@@ -126,6 +129,39 @@ def test_every_tools_command_answers_help(module):
     assert "usage" in run.stdout.lower()
 
 
+# Runs each entry point's --help as `python -m` does, all in one interpreter
+# (one cold start instead of one per command).
+HELP_DRIVER = r"""
+import contextlib, io, json, runpy, sys
+out = {}
+for module in json.loads(sys.argv[1]):
+    sys.argv, text, code = [module, "--help"], io.StringIO(), None
+    with contextlib.redirect_stdout(text):
+        try:
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
+        except SystemExit as stop:
+            code = stop.code
+    out[module] = [code, text.getvalue()]
+print(json.dumps(out))
+"""
+
+
+def test_every_entry_point_help_ends_with_an_example():
+    modules = sorted(entry_points())
+    assert "data_prep" in modules and "bench" in modules and "tools.reproduce" in modules
+    run = subprocess.run([venv_python(), "-c", HELP_DRIVER, json.dumps(modules)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, GLOG_minloglevel="2", PYTHONPATH=ROOT))
+    assert run.returncode == 0, run.stderr[-2000:]
+    helps = json.loads(run.stdout.strip().splitlines()[-1])
+    bad = ["python -m %s --help: %s" % (m, "exit %s" % code if code not in (0, None)
+                                         else "its last paragraph is not an example")
+           for m, (code, text) in sorted(helps.items())
+           if code not in (0, None)
+           or not text.strip().split("\n\n")[-1].lower().startswith("example")]
+    assert bad == [], "\n".join(bad)
+
+
 def test_readme_is_a_map():
     with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
         lines = f.read().splitlines()
@@ -166,7 +202,6 @@ def tracked_text_files():
             continue
 
 
-@pytest.mark.xfail(strict=True, reason="code comments still name them; being removed")
 def test_no_tracked_file_points_outside():
     found = [hit for name, content in tracked_text_files() for hit in naming_outside(name, content)]
     assert found == [], "%d lines name notes outside the repository or tracker numbers:\n%s" % (

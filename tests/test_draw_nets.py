@@ -1,4 +1,4 @@
-"""Issue 7: diagrams are drawn by Caffe's own caffe.draw through graphviz."""
+"""Diagrams are drawn by Caffe's own caffe.draw through graphviz."""
 import os
 
 from caffe import layers as L

@@ -1,7 +1,7 @@
 """steps/stages.py's MTDnet stages on a tiny synthetic set: a training
 stage from generated text, then CIR and -trp reports that share one scoring
-run of the model (issue 7); outputs made from other inputs refused or
-recomputed (issue 12 §4)."""
+run of the model; outputs made from other inputs refused or
+recomputed."""
 import json
 import os
 
@@ -34,7 +34,7 @@ def test_mtdnet_stage_and_tests_share_one_scoring_run(tmp_path):
 
 
 def test_stages_refuse_outputs_made_otherwise_and_recompute_when_asked(tmp_path):
-    """Issue 12 §4: a finished stage, its scores and its report are reused
+    """A finished stage, its scores and its report are reused
     for the same inputs only; other inputs are refused naming the first
     difference, and `recompute` remakes the chain."""
     caffe_env.set_mode(None)
@@ -73,7 +73,7 @@ def test_stages_refuse_outputs_made_otherwise_and_recompute_when_asked(tmp_path)
 
 
 def test_features_are_extracted_again_only_when_asked(tmp_path):
-    """Issue 12 §4: features record the weights they came from."""
+    """Features record the weights they came from."""
     import caffe
     from networks import geng16
     caffe_env.set_mode(None)

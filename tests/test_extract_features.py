@@ -1,4 +1,4 @@
-"""Feature extraction (issue 6) through a real deploy net built here with
+"""Feature extraction through a real deploy net built here with
 NetSpec, over a small split of images this test writes: features equal a
 direct forward of the same preprocessed images; --flip averages with the
 flipped forward; weights that do not fit are refused naming the layer."""

@@ -1,4 +1,4 @@
-"""Fidelity choices (issue 14 §4): each reading of the papers and of the
+"""Fidelity choices (docs/reproducing.md): each reading of the papers and of the
 authors' code that differs is a named option; these tests show each option
 does what it says, through real pycaffe nets and generated prototxt."""
 import os

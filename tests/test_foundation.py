@@ -1,4 +1,4 @@
-"""Issue 2: the Caffe build is real — pycaffe imports, nets with a Python
+"""The Caffe build is real — pycaffe imports, nets with a Python
 layer run forward and backward with hand-checked numbers, weights round-trip
 through .caffemodel, the stock `caffe` tool trains a net with a Python layer
 from layers/, and GPU mode without a GPU is a Python error, not an abort."""

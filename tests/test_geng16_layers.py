@@ -1,4 +1,4 @@
-"""Geng16's Python layers through real pycaffe (issue 3): in-batch pair
+"""Geng16's Python layers through real pycaffe: in-batch pair
 generation (counts, balance, true positives, gradient accumulation),
 pairwise-consistent dropout (shared masks, identity at TEST) and the
 batch-all triplet loss, each with a finite-difference gradient check."""

@@ -1,4 +1,4 @@
-"""Geng16 nets through real pycaffe (issue 3): the GoogLeNet base equals
+"""Geng16 nets through real pycaffe: the GoogLeNet base equals
 bvlc_googlenet layer by layer; a .caffemodel of the canonical net loads by
 name into the train and deploy nets bit-identically; the six-loss train net
 runs forward/backward with total = weighted sum; surgery and fetch errors."""
@@ -235,7 +235,7 @@ def test_canonical_readmes_parse():
 
 def test_fetch_weights_removes_a_killed_download(tmp_path):
     # a download SIGKILLed half-way leaves its temporary beside the target;
-    # the next fetch of the same model removes it (issue 12 §1)
+    # the next fetch of the same model removes it
     from tests.test_atomic import dead_pid
     models = _fake_models(tmp_path, b"expected")
     dest = tmp_path / "w"

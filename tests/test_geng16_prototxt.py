@@ -1,6 +1,6 @@
 """The committed prototxt/geng16/ files are what networks/geng16.py
 generates now, and each parses as a Caffe net or solver carrying the
-paper's values (issue 3)."""
+paper's values."""
 import json
 
 import numpy as np

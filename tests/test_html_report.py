@@ -1,4 +1,4 @@
-"""One page per run (issue 15 §3): a report's index.html, made from a real
+"""One page per run: a report's index.html, made from a real
 run (a two-stepped stage trained by training/stage.py, a features file of a
 split of real image files, evaluation.evaluate), rendered by headless Chromium
 (Debian's `chromium`, installed by caffe_build/setup.sh): the screenshot is not

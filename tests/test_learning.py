@@ -1,4 +1,4 @@
-"""Issue 14 §2: tiny stages that learn. A Geng16 DGDNet stage (Table 8's
+"""Tiny stages that learn. A Geng16 DGDNet stage (Table 8's
 "no ImageNet": from the fillers, SID + PV, one-stepped) and an MTDnet stage
 (from Gaussian weights) train on a 20-identity synthetic set (10 train, 10
 test identities), their loss falls (read by Caffe's own parse_log.py from

@@ -1,6 +1,6 @@
-"""The reid-lmdb/1 builder and reader (issue 5 item 3): contents read back
+"""The reid-lmdb/1 builder and reader: contents read back
 through Caffe's own C++ Data layer, the side index, atomic builds, errors,
-Geng16's offline augmentation (data_prep/augment.py), and (issue 12) the
+Geng16's offline augmentation (data_prep/augment.py), and the
 record of what made an LMDB, refusal of a user's folder, and a truncated
 or inconsistent database refused when opened."""
 import hashlib

@@ -1,4 +1,4 @@
-"""Evaluation metrics (issue 6, REFERENCE.md §5) on hand-computed cases:
+"""Evaluation metrics (docs/evaluation.md) on hand-computed cases:
 Market-1501's official good/junk rule, trapezoid and step-wise AP, ties,
 queries without a match, distractors; single-shot CMC with random gallery
 draws; multi-query pooling; trial averaging; blocked distances."""

@@ -1,4 +1,4 @@
-"""MTDnet's Python layers and sampling (issue 4): finite-difference gradients,
+"""MTDnet's Python layers and sampling: finite-difference gradients,
 hand-computed values, triplet validity, XNOR truth table, the triplet LMDB
 feeder."""
 import json

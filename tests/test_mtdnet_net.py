@@ -1,4 +1,4 @@
-"""MTDnet family through real pycaffe (issue 4): parameter sharing, one
+"""MTDnet family through real pycaffe: parameter sharing, one
 training step of every train net, the cross-domain loss decreasing, CIR
 batched scoring equal to one pair at a time, CaffeNet and by-name loading."""
 import os

@@ -1,5 +1,5 @@
 """The committed prototxt/mtdnet/ files are what networks/mtdnet.py
-generates now, and each parses as a Caffe net or solver (issue 4)."""
+generates now, and each parses as a Caffe net or solver."""
 import numpy as np
 from google.protobuf import text_format
 

@@ -1,4 +1,4 @@
-"""The teaching notebooks (issue 15 §5): each jupytext source in
+"""The teaching notebooks: each jupytext source in
 docs/notebooks/ runs top to bottom with nbclient on the CPU and shows what
 it teaches; the committed .ipynb is that source, executed (python -m
 tools.notebooks regenerates it)."""

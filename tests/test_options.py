@@ -1,5 +1,5 @@
-"""Numeric options out of range are refused with one line naming the option
-(issue 12 §3), never clamped or replaced by a default: `reproduce --scale 0`
+"""Numeric options out of range are refused with one line naming the option,
+never clamped or replaced by a default: `reproduce --scale 0`
 used to train 1 iteration per stage and report it beside the paper, `--k 0`
 trained with the paper's 32, `--trials 0` ended in tools.evaluate's usage."""
 import argparse

@@ -1,4 +1,4 @@
-"""Dataset parsers (issue 5): split sizes against the published protocols,
+"""Dataset parsers: split sizes against the published protocols,
 camera assignment, seeded determinism, Market junk/distractors and
 multi-query pools, CUHK03 from a MATLAB v7.3 file, merging offsets, and
 every bad-input case, on small trees in each dataset's real layout

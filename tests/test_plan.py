@@ -1,4 +1,4 @@
-"""experiments/plan.py (issue 13 §1-2): a stage's folder is named after its
+"""experiments/plan.py: a stage's folder is named after its
 whole configuration, so identical stages across experiments are one stage;
 `reproduce --plan` prints the distinct stages and what sharing saves,
 reading no data and running nothing."""

@@ -1,4 +1,4 @@
-"""Every number says where it came from (issue 12 §6, common/provenance.py):
+"""Every number says where it came from (common/provenance.py):
 the record's facts checked against their sources (git, the files, the
 Caffe prefix, /proc), and the report's results.json / results.md carry it."""
 import hashlib

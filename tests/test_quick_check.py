@@ -1,4 +1,4 @@
-"""Issue 14 §3: python -m tools.quick_check DATASET ROOT — parse, train
+"""python -m tools.quick_check DATASET ROOT — parse, train
 Geng16's Table 8 "no ImageNet" recipe at a CPU schedule, evaluate with the
 set's protocol, rank-1 beside chance and the measured range, exit status."""
 import os

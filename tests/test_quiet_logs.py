@@ -1,4 +1,4 @@
-"""Quiet logs when nobody watches (issue 15 §4): with stderr not a TTY (CI,
+"""Quiet logs when nobody watches: with stderr not a TTY (CI,
 nohup, Slurm) a lasting progress bar draws a few times (tqdm's mininterval)
 and a transient one not at all (tqdm's disable=None); on a TTY the bars
 stay as they are. Checked on a real `python -m data_prep` run: synthetic

@@ -1,4 +1,4 @@
-"""Reports (issue 6): the papers' tables as data, results.json / Markdown /
+"""Reports: the papers' tables as data, results.json / Markdown /
 CMC PNG, and `python -m tools.evaluate` end to end on a features file."""
 import hashlib
 import json

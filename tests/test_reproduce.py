@@ -1,4 +1,4 @@
-"""tools.reproduce, experiments/recipes.py (issue 7): every table row of the
+"""tools.reproduce, experiments/recipes.py: every table row of the
 papers that is one of their own models has an experiment whose paper
 numbers resolve. The experiments running end to end through the workflow:
 tests/test_workflow.py."""

@@ -1,4 +1,4 @@
-"""Issue 14 §1: what a seed reproduces. A seeded training run again in
+"""What a seed reproduces. A seeded training run again in
 another folder, in a process of its own, gives bit-identical weights; its
 BLAS settings are part of that (experiments/workflow.py CPU_KERNELS,
 BLAS_THREADS), so every run here pins them as the workflow's jobs do; a

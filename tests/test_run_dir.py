@@ -1,4 +1,4 @@
-"""Issue 12 §4 (tools.train, training/stage.py): one run directory holds one run. A second
+"""tools.train, training/stage.py: one run directory holds one run. A second
 run into a held directory is refused naming the holder; a finished or
 interrupted stage rerun with another solver, net, seed or initial weights is
 refused naming the first difference, or trained afresh when asked; a

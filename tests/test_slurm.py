@@ -1,4 +1,4 @@
-"""The workflow on a real Slurm (issue 13 §4): cluster/slurm_local.sh starts
+"""The workflow on a real Slurm: cluster/slurm_local.sh starts
 Debian's slurm-wlm and munge as a one-node cluster on 127.0.0.1; a small
 experiment runs end to end through snakemake-executor-plugin-slurm, each
 stage a Slurm job, and the cluster is stopped after. Needs root (to

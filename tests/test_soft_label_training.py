@@ -1,4 +1,4 @@
-"""Geng16 §4.2 soft labels for self- and co-training (issue 8): camera A
+"""Geng16 §4.2 soft labels for self- and co-training: camera A
 images are their own classes, camera B images take their nearest A image's
 class, from deep features or from the subspace model's codes; the labels
 travel as a canonical split that the LMDB builder reads unchanged."""

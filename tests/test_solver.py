@@ -1,4 +1,4 @@
-"""Issue 7: the papers' schedules as solver parameters, and the iteration
+"""The papers' schedules as solver parameters, and the iteration
 scale factor that keeps a schedule's shape."""
 import pytest
 from google.protobuf import text_format

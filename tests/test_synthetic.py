@@ -15,7 +15,7 @@ from PIL import Image
 from common.atomic import MARKER, NotOurs
 from data_prep import market1501, synthetic
 
-# Market's file naming in full: PPPP_cCsS_FFFFFF_BB.jpg (REFERENCE.md §4)
+# Market's file naming in full: PPPP_cCsS_FFFFFF_BB.jpg (docs/reproducing.md)
 NAME = re.compile(r"(-1|\d{4})_c([1-6])s(\d)_(\d{6})_(\d{2})\.jpg")
 
 

@@ -1,4 +1,4 @@
-"""Issue 7 (tools.train, training/stage.py): a stage interrupted by SIGTERM or SIGKILL and
+"""tools.train, training/stage.py: a stage interrupted by SIGTERM or SIGKILL and
 rerun ends with weights bit-identical to an uninterrupted run (the net's data
 is deterministic, so Caffe's CPU solver is exactly repeatable from a
 .solverstate), the log is Caffe's own, and a finished stage is skipped."""
@@ -124,7 +124,7 @@ def test_finished_stage_is_skipped(tmp_path):
 
 
 def test_stock_caffe_trains_a_generated_geng16_solver(tmp_path):
-    """Issue 7 acceptance: `caffe train -solver <generated solver>` runs with
+    """`caffe train -solver <generated solver>` runs with
     the stock binary; the identity-sampled data layer and the pair layers are
     found from layers/ with no PYTHONPATH set by the user."""
     from data_prep import market1501, synthetic

@@ -1,4 +1,4 @@
-"""Issue 12 §3 and §5 (tools.train, training/stage.py): inputs that would make training
+"""tools.train, training/stage.py: inputs that would make training
 meaningless are refused before the first iteration, a non-finite loss
 stops the run keeping the last good snapshot, and every failure of the
 command, Caffe's own aborts included, ends in one `error:` line."""

@@ -1,4 +1,4 @@
-"""Two-stepped fine-tuning (Geng16 §4.1, Table 6; issue 7) on a real DGDNet
+"""Two-stepped fine-tuning (Geng16 §4.1, Table 6) on a real DGDNet
 Geng16 net over a synthetic Market-layout LMDB: after step 1 every layer but
 the new classifiers is bit-identical (BatchNorm statistics included) and the
 classifiers changed; step 2 then changes the base too. A step 1 without
@@ -78,7 +78,7 @@ def test_step1_refuses_weights_without_batchnorm_statistics(lmdb, tmp_path):
 
 
 def test_init_is_remade_only_when_asked_for_other_weights(lmdb, tmp_path):
-    """Issue 12 §4: a step's init.caffemodel records the weights it came
+    """A step's init.caffemodel records the weights it came
     from; a rerun from other weights is refused instead of reusing it."""
     from common.atomic import Stale
     from caffe.proto import caffe_pb2

@@ -89,7 +89,7 @@ def test_training_lowers_the_reconstruction_loss_and_encode_is_the_code(tmp_path
     before = ae.reconstruction_loss(x, init, HIDDEN)
     after = ae.reconstruction_loss(x, trained, HIDDEN)
     assert after < 0.5 * before, (before, after)
-    # a finished run is reused for the same features and arguments only (issue 12 §4)
+    # a finished run is reused for the same features and arguments only
     mtime = os.path.getmtime(trained)
     assert ae.train_autoencoder(x, str(tmp_path / "run"), 300, batch=16, hidden=HIDDEN) == trained
     assert os.path.getmtime(trained) == mtime

@@ -1,4 +1,4 @@
-"""Geng16 §4.2 / Table 9 end to end on tiny synthetic sets (issue 8): the
+"""Geng16 §4.2 / Table 9 end to end on tiny synthetic sets: the
 source model, self-training, the subspace model, the autoencoder, gradient
 reversal and co-training all run through real Caffe training and land in
 one report beside the paper's Table 9; the soft labels have one class per

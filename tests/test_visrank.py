@@ -1,4 +1,4 @@
-"""Ranked lists (issue 15 §1, evaluation/visrank.py): the ranking and
+"""Ranked lists (evaluation/visrank.py): the ranking and
 its junk are the evaluation's own (Market's rule, single-shot's), every
 shown image is the one the evaluation read (the split's file, or the LMDB
 entry that was scored), framed by what it is."""

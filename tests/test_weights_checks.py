@@ -1,4 +1,4 @@
-"""Issue 12 §2: every path that loads weights reads the file as a model and
+"""Every path that loads weights reads the file as a model and
 checks it against the net before Caffe copies anything. Junk (a text file,
 an HTML 404 page, an empty file), an unrelated model or a model of another
 shape is refused in one line naming the file and the first layer that does

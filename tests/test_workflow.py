@@ -1,4 +1,4 @@
-"""The experiments' Snakemake workflow end to end (issue 13 §1, §3) on a small
+"""The experiments' Snakemake workflow end to end on a small
 synthetic Market-layout set, through tools.reproduce: stages shared by two
 experiments run once; the same experiments again run nothing; a changed
 --scale reruns exactly the training and what reads it, next to the first
@@ -62,13 +62,13 @@ def test_shared_stages_once_a_rerun_nothing_and_scale_exactly_its_stages(data, t
     (report,) = glob.glob(os.path.join(store, "report", "geng16_table8_market_dgdnet_sid_pv_"
                                                         "scratch-*"))
     pages = [l for l in out.strip().splitlines() if l.startswith("Page: ")]
-    assert out.strip().splitlines()[-2:] == pages and len(pages) == 2  # pages last (issue 15 §3)
+    assert out.strip().splitlines()[-2:] == pages and len(pages) == 2  # pages last
     assert "Page: %s" % os.path.join(report, "index.html") in pages
     with open(os.path.join(report, "results.json")) as f:
         doc = json.load(f)
     assert [r["name"] for r in doc["results"]] == ["single query", "multi query"]
     assert all(0 <= r["cmc"][0] <= 1 for r in doc["results"])
-    # what made it (issue 12 §6): this command, the split's checksum, its own
+    # what made it: this command, the split's checksum, its own
     # training's iterations (150K x 0.00004), drawn on its page
     prov = doc["provenance"]
     assert prov["command"]["module"] == "tools.reproduce" and prov["command"]["argv"] == argv

@@ -17,12 +17,14 @@ paper's numbers of that table row beside ours; for a table with settings
 (e.g. Geng16 Table 2's single/multi query) the setting follows each result
 row unless given.
 
-Writes DIR/results.json, DIR/results.md, DIR/cmc.png (evaluation/evaluate.py
+Writes DIR/results.json, DIR/results.md, DIR/cmc.png and DIR/index.html
+(evaluation/evaluate.py
 `report`), with where the numbers came from (common.provenance), and prints
 results.md. A result without a single valid query (no query has a match in
 the gallery) is reported as a warning, on stderr and in the report, not as
 0.00.
 """
+import argparse
 import sys
 
 from common import cli
@@ -33,7 +35,16 @@ from evaluation.multi_query import POOLING
 
 
 def build_parser():
-    ap = cli.ArgumentParser(description="CMC / mAP of extracted features, with a report")
+    ap = cli.ArgumentParser(
+        prog="python -m tools.evaluate", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="CMC and mAP of extracted features (--features, one .npz per trial, from\n"
+                    "tools.extract_features) or of a query x gallery matrix (--matrix, from\n"
+                    "tools.mtdnet_cir), by Market-1501's rule or single-shot, beside a paper's\n"
+                    "row (--paper). Writes OUT/results.json, results.md, cmc.png and\n"
+                    "index.html, and prints results.md.",
+        epilog="example:\n"
+               "  python -m tools.evaluate --features runs/geng16/market_feats.npz --protocol market \\\n"
+               "      --paper geng16:table2:Ours --out runs/geng16/report")
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--features", nargs="+", help="features .npz (one per trial)")
     src.add_argument("--matrix", help=".npz with a queries × gallery matrix and q/g pids and cams")

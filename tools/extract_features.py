@@ -18,6 +18,7 @@ multi-query). The weights are checked against the net before Caffe sees
 them: a layer whose blobs differ in number or shape, or a parametrised
 layer the weights lack, stops with one line naming the layer.
 """
+import argparse
 import sys
 
 from common import cli
@@ -26,7 +27,17 @@ from evaluation.features import BATCH, BLOB, SUBSETS, extract_to_file
 
 
 def main(argv=None):
-    ap = cli.ArgumentParser(description="extract features of a split's images with a deploy net")
+    ap = cli.ArgumentParser(
+        prog="python -m tools.extract_features",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Features of a split's images through a deploy net and its weights\n"
+                    "(default blob: Geng16's pool5/7x7_s1), optionally averaged with the\n"
+                    "mirrored image. Reads the split JSON and its image files; writes one .npz\n"
+                    "(--out): each subset's features, person ids, cameras and image indices.",
+        epilog="example:\n"
+               "  python -m tools.extract_features --deploy prototxt/geng16/geng16_deploy.prototxt \\\n"
+               "      --weights runs/geng16/step2/final.caffemodel --split data/splits/market1501.json \\\n"
+               "      --subsets query gallery --out runs/geng16/market_feats.npz")
     ap.add_argument("--deploy", required=True, help="deploy prototxt (one Input)")
     ap.add_argument("--weights", required=True, help=".caffemodel")
     ap.add_argument("--split", required=True, help="canonical split JSON")

@@ -13,6 +13,7 @@ LMDBs' paths; each ranking's single-shot CMC is printed. Weights that do
 not fill every layer of the deploy nets are refused, naming the first
 layer that does not fit.
 """
+import argparse
 import sys
 
 from common import cli
@@ -21,7 +22,16 @@ from evaluation.cir import PASSES, score_to_file, summary
 
 
 def main(argv=None):
-    ap = cli.ArgumentParser(description="MTDnet CIR test (pair scoring)")
+    ap = cli.ArgumentParser(
+        prog="python -m tools.mtdnet_cir", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="MTDnet's CIR test: every query x gallery pair of two reid-lmdb/1 LMDBs\n"
+                    "scored by the classifier's same-person probability (--passes 8: both\n"
+                    "orders x flips, the authors' test); --trp also ranks by the 512-D feature.\n"
+                    "Prints each ranking's single-shot CMC; --out writes the score matrices\n"
+                    "(.npz) that tools.evaluate --matrix reads.",
+        epilog="example:\n"
+               "  python -m tools.mtdnet_cir --weights runs/mtdnet/final.caffemodel \\\n"
+               "      --query query.lmdb --gallery gallery.lmdb --trp --out scores.npz")
     ap.add_argument("--weights", required=True)
     ap.add_argument("--query", required=True, help="query LMDB (reid-lmdb/1)")
     ap.add_argument("--gallery", required=True, help="gallery LMDB (reid-lmdb/1)")

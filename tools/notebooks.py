@@ -1,4 +1,4 @@
-"""The teaching notebooks (issue 15 §5): docs/notebooks/*.py, kept as text
+"""The teaching notebooks (docs/teaching.md): docs/notebooks/*.py, kept as text
 in jupytext's percent format, are the source; this executes each with
 nbclient (the venv's ipykernel, from the checkout's root) and writes the
 executed .ipynb beside it, outputs included:
@@ -8,6 +8,7 @@ executed .ipynb beside it, outputs included:
 A cell that raises stops the build with one line naming the notebook and
 the cell (common/cli.py); the .ipynb is written whole or not at all.
 """
+import argparse
 import glob
 import os
 import sys
@@ -54,7 +55,12 @@ def build(source, timeout=TIMEOUT):
 
 
 def main(argv=None):
-    ap = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = cli.ArgumentParser(
+        prog="python -m tools.notebooks", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Execute the teaching notebooks (docs/notebooks/*.py, jupytext percent\n"
+                    "text) with nbclient from the checkout's root, and write each executed\n"
+                    ".ipynb beside its source, whole or not at all; prints each path.",
+        epilog="example:\n  python -m tools.notebooks docs/notebooks/mtdnet_cir_test.py")
     ap.add_argument("notebooks", nargs="*", help="jupytext sources (default: docs/notebooks/*.py)")
     args = ap.parse_args(argv)
     for source in args.notebooks or sources():

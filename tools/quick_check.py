@@ -11,6 +11,7 @@ range, below the demo's rule) it ends in one error line, exit 1.
 Everything lands in runs/quick_check/<dataset>[_<protocol>] (--run-dir); a
 rerun reuses what is done.
 """
+import argparse
 import os
 import sys
 
@@ -22,7 +23,15 @@ from training.multi_gpu import Stopped
 
 
 def main(argv=None):
-    ap = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = cli.ArgumentParser(
+        prog="python -m tools.quick_check", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Check an install and a dataset copy on a CPU before spending GPU-days:\n"
+                    "parse the set, train Geng16's Table 8 \"no ImageNet\" recipe on its first\n"
+                    "trial at a CPU schedule, evaluate with the set's protocol and print rank-1\n"
+                    "beside chance and the range expected for the set (exit 1 outside it).\n"
+                    "Writes into runs/quick_check/DATASET[_PROTOCOL] (--run-dir); a rerun\n"
+                    "reuses what is done.",
+        epilog="example:\n  python -m tools.quick_check cuhk01 /data/reid/cuhk01 --protocol 871/100")
     ap.add_argument("dataset", choices=DATASET_CHOICES)
     ap.add_argument("root", help="the dataset as distributed (synthetic: where to generate it)")
     ap.add_argument("--protocol", help="the parser's protocol (cuhk03: classic | new; "

@@ -1,4 +1,4 @@
-"""One command per experiment of the two papers (issues 7, 13):
+"""One command per experiment of the two papers (docs/reproducing.md):
 
     python -m tools.reproduce --list
     python -m tools.reproduce --plan all
@@ -21,13 +21,13 @@ stages and the training they cost, shared and as one run directory per
 experiment would train them, before anything runs.
 
 Datasets are read from <data-root>/<name>/ (market1501, cuhk03, viper,
-prid2011, cuhk01, ilids) as distributed (REFERENCE.md §4). ImageNet and
+prid2011, cuhk01, ilids) as distributed (docs/reproducing.md). ImageNet and
 CaffeNet weights come from the model zoo (training/fetch_weights.py) or
 --imagenet / --caffenet. `--scale` shrinks every schedule (1 = the paper's
 iterations); `--trials` is how many of a dataset's random splits are
 trained and averaged (the papers: all 10 of the small sets, 20 of CUHK03).
 
-Fidelity choices (README "Fidelity choices"), each defaulting to the
+Fidelity choices (docs/reproducing.md, "Fidelity choices"), each defaulting to the
 paper's reading; a stage made under another reading is another stage:
     --pairs unordered|ordered   Geng16 in-batch pairs (§5.2's "3,968 … respectively")
     --step1-pv                  Geng16 step 1 also trains the new PV layers
@@ -96,8 +96,18 @@ def executor_options(pairs):
 
 
 def build_parser():
-    ap = cli.ArgumentParser(description=__doc__.split("\n\n")[0],
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.ArgumentParser(
+        prog="python -m tools.reproduce", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="One command per experiment of the two papers (docs/reproducing.md): the\n"
+                    "stages it needs (split, LMDBs, training, features or CIR scores, report)\n"
+                    "run once each through the experiments' Snakemake workflow, in the store\n"
+                    "--run-dir (default runs/). Reads the datasets as distributed under\n"
+                    "--data-root/<name>/; prints each report, the paper's row beside ours, and,\n"
+                    "last, the path of its page.",
+        epilog="examples:\n"
+               "  python -m tools.reproduce --list\n"
+               "  python -m tools.reproduce --plan geng16 table2\n"
+               "  python -m tools.reproduce geng16 table2 --data-root /data/reid --gpu 0")
     ap.add_argument("experiment", nargs="*",
                     help="e.g. geng16 table2, or mtdnet cuhk01 cross; several separated by "
                          "commas; all")
@@ -207,7 +217,7 @@ def main(argv=None):
     for path in reports:
         with open(os.path.join(path, RESULTS_MD)) as f:
             print(f.read())
-    for path in reports:   # the pages last (issue 15 §3)
+    for path in reports:   # the pages last, where a terminal leaves them in view
         print("Page: %s" % os.path.join(path, PAGE))
     return 0
 

@@ -1,6 +1,7 @@
 """python -m tools.stage KIND ID [--config FILE]: make one stage of the
 experiments' workflow, in the store (the current folder): what each rule of
 experiments/Snakefile runs as its job (experiments/workflow.run_job)."""
+import argparse
 import sys
 
 from common import cli
@@ -10,7 +11,14 @@ from training.multi_gpu import Stopped
 
 
 def main(argv=None):
-    ap = cli.ArgumentParser(description=__doc__.split(":", 1)[1].strip())
+    ap = cli.ArgumentParser(
+        prog="python -m tools.stage", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Make one stage of the experiments' workflow in the store (the current\n"
+                    "folder): what each rule of experiments/Snakefile runs as its job. Reads\n"
+                    "the workflow's config file and the stage's inputs in the store; writes the\n"
+                    "stage's folder, named ID.",
+        epilog="example, in the store (runs/):\n"
+               "  python -m tools.stage split <label>-<hash> --config .workflow/config-<sha>.json")
     ap.add_argument("kind", choices=KINDS)
     ap.add_argument("id", help="the stage's folder name, <label>-<hash>")
     ap.add_argument("--config", help="the workflow's config file (default: $%s)"

@@ -26,7 +26,16 @@ def _gpus_arg(text):
 
 
 def main(argv=None):
-    ap = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = cli.ArgumentParser(
+        prog="python -m tools.train", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run one training stage through pycaffe's solver, resumably, in a child\n"
+                    "process. Reads the solver prototxt (its net and LMDBs) and --weights;\n"
+                    "writes train.log, state.json, snapshots and final.caffemodel into\n"
+                    "--run-dir and prints the final weights' path. Ctrl-C or SIGTERM\n"
+                    "snapshots; the same command resumes.",
+        epilog="example:\n"
+               "  python -m tools.train --solver S.prototxt --run-dir runs/stage1 \\\n"
+               "      --weights init.caffemodel --gpu 0")
     ap.add_argument("--solver", required=True)
     ap.add_argument("--run-dir", required=True)
     ap.add_argument("--weights")

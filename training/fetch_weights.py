@@ -1,4 +1,4 @@
-"""Download the canonical ImageNet models (REFERENCE.md §1: bvlc_googlenet
+"""Download the canonical ImageNet models (docs/caffe.md: bvlc_googlenet
 for Geng16, bvlc_reference_caffenet / bvlc_alexnet for MTDnet) from the URL
 in Caffe's models/<name>/readme.md, verify the SHA1 given there, and write
 them atomically into common.config.WEIGHTS_ROOT:

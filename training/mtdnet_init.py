@@ -2,7 +2,7 @@
 pre-trained AlexNet model … to initialize the kernel weights of the first
 two convolutional layers"; §Cross-domain: "both the target domain network
 and the source domain network are initialized using the model trained on
-CUHK03"; REFERENCE.md §3):
+CUHK03"):
 
     python -m tools.mtdnet_init --net prototxt/mtdnet/mtdnet_train.prototxt \
         --caffenet weights/bvlc_reference_caffenet.caffemodel --out init.caffemodel

@@ -1,4 +1,4 @@
-"""Data-parallel training on several GPUs through pycaffe (REFERENCE.md §1),
+"""Data-parallel training on several GPUs through pycaffe (docs/cluster.md),
 used by `python -m tools.train --gpus 0,1,…` (training/stage.py).
 
 Stock `caffe train --gpu 0,1` refuses Python layers in TRAIN, so a stage
