@@ -83,12 +83,12 @@ RUN apt-get update -qq \
     && rm -rf /var/lib/apt/lists/*
 
 # ------------------------------------------------------------------ cuda
-# The toolkit and libraries are PyPI's CUDA 13 wheels (containers/cuda-wheels.txt):
+# The toolkit and libraries are PyPI's CUDA 13 wheels (caffe_build/cuda-wheels.txt):
 # no registry beyond Debian's and PyPI is needed. The architecture list is
 # explicit ("Auto" needs a GPU at build time) and checked in the fat binary.
 FROM build-tools AS cuda-build
 ARG CUDA_ARCH_BIN
-COPY containers/cuda-wheels.txt containers/cuda_toolkit.sh containers/
+COPY containers/cuda_toolkit.sh containers/
 RUN python3 -m venv /tmp/pip && PYTHON=/tmp/pip/bin/python containers/cuda_toolkit.sh /opt/cuda \
     && rm -rf /tmp/pip
 ENV CUDA=1 CUDA_ROOT=/opt/cuda NCCL_DIR=/opt/cuda CUDA_ARCH_BIN=${CUDA_ARCH_BIN}

@@ -19,15 +19,17 @@ CAFFE_CACHE="${CAFFE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/reid-caffe}"
 TOOLKIT="${CUDA_TOOLKIT:-/usr/local/cuda}"
 WHEELS="$CAFFE_CACHE/cuda-wheels"
 MERGED="$CAFFE_CACHE/cuda-merged"
-CUDA_WHEELS=(nvidia-cublas==13.10.0.20 nvidia-curand==10.4.5.25)
+# cuBLAS and cuRAND at the pins of the cuda image's wheels
+mapfile -t CUDA_WHEELS < <(grep -E '^nvidia-(cublas|curand)==' "$ROOT/caffe_build/cuda-wheels.txt")
 say() { echo "[check_cuda] $*" >&2; }
 
 [ -x "$TOOLKIT/bin/nvcc" ] || { echo "check_cuda: error: no nvcc under $TOOLKIT (set CUDA_TOOLKIT)" >&2; exit 1; }
-if [ ! -f "$WHEELS/.complete" ]; then
+# .complete holds the pins installed: other pins install anew.
+if [ "$(cat "$WHEELS/.complete" 2>/dev/null)" != "${CUDA_WHEELS[*]}" ]; then
   say "installing ${CUDA_WHEELS[*]} into $WHEELS"
   rm -rf "$WHEELS"
   "$ROOT/.venv/bin/python" -m pip install -q --target "$WHEELS" "${CUDA_WHEELS[@]}"
-  touch "$WHEELS/.complete"
+  echo "${CUDA_WHEELS[*]}" > "$WHEELS/.complete"
 fi
 wheel_root=$(dirname "$(find "$WHEELS/nvidia" -maxdepth 3 -name cublas_v2.h | head -1)")/..
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A CUDA toolkit root made of the pinned PyPI wheels of containers/cuda-wheels.txt:
+# A CUDA toolkit root made of the pinned PyPI wheels of caffe_build/cuda-wheels.txt:
 #
 #   containers/cuda_toolkit.sh DIR        (DIR must not exist)
 #
@@ -16,8 +16,8 @@ die() { echo "cuda_toolkit: error: $*" >&2; exit 1; }
 python=${PYTHON:-python3}
 wheels="$dir.wheels"
 rm -rf "$wheels"
-"$python" -m pip install -q --no-deps --target "$wheels" -r "$HERE/cuda-wheels.txt" >&2 \
-  || die "pip could not install the wheels of $HERE/cuda-wheels.txt"
+"$python" -m pip install -q --no-deps --target "$wheels" -r "$HERE/../caffe_build/cuda-wheels.txt" >&2 \
+  || die "pip could not install the wheels of caffe_build/cuda-wheels.txt"
 [ -x "$wheels/nvidia/cu13/bin/nvcc" ] || die "no nvidia/cu13/bin/nvcc in the wheels"
 mv "$wheels/nvidia/cu13" "$dir"
 cp -a "$wheels/nvidia/nccl/include/." "$dir/include/"
