@@ -22,6 +22,8 @@ import argparse
 import sys
 import traceback
 
+from common.version import NAME, VERSION
+
 DECIDES_RESULTS = False   # argument parsing and the wording of errors (common/code_fingerprint.py)
 
 BAD_INPUT = 2
@@ -75,11 +77,49 @@ class ArgumentParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
         self.add_argument("--debug", action="store_true",
                           help="show the Python traceback of an error")
+        self._versioned = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        # Every command answers `--version` (common/version.py). It is added
+        # here, once the entry point has declared its own options, because
+        # two of them already had a `--version VALUE` (CUHK03's images:
+        # data_prep, tools.quick_check); theirs is a VersionOr and answers it.
+        if not self._versioned:
+            self._versioned = True
+            try:
+                self.add_argument("--version", action="version", version=version_line(),
+                                  help="print the package's version and exit")
+            except argparse.ArgumentError:
+                if not isinstance(self._option_string_actions.get("--version"), VersionOr):
+                    raise
+        return super().parse_known_args(args, namespace)
 
     def error(self, message):
         self.print_usage(sys.stderr)
         sys.stderr.write("error: %s\n" % message)
         sys.exit(BAD_INPUT)
+
+
+def version_line():
+    """What every command's `--version` prints: `reid-caffe <VERSION>`."""
+    return "%s %s" % (NAME, VERSION)
+
+
+class VersionOr(argparse.Action):
+    """The action of an entry point's own `--version VALUE` (CUHK03's
+    `labeled|detected`, kept under the name the commands have always given
+    it): with a value, that option; alone, the package's version, as every
+    command's `--version` prints it."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        kwargs["nargs"] = "?"
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if values is None:   # as argparse's action="version": stdout, exit 0
+            sys.stdout.write(version_line() + "\n")
+            parser.exit()
+        setattr(namespace, self.dest, values)
 
 
 def message(err):

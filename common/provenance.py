@@ -5,9 +5,9 @@ so that a reader can tell what made it and run the same command again.
   rerun it (`cd DIR && PYTHON -m MODULE ARGS`), every option (seeds are
   options) and, for a step run inside another command (tools.evaluate inside
   tools.reproduce), the step's own command and options too;
-- the code: the checkout's git commit and whether its tree was dirty; the
-  Caffe build (install prefix, build key, source hash, patch set with the
-  SHA-1 of each patch);
+- the code: the package's version (common/version.py), the checkout's git
+  commit and whether its tree was dirty; the Caffe build (install prefix,
+  build key, source hash, patch set with the SHA-1 of each patch);
 - the software and machine: Python, NumPy, protobuf; each OpenBLAS loaded
   (NumPy's own and the one libcaffe links) with the core it detected; the
   CPU model; the GPU when one is used;
@@ -35,6 +35,7 @@ from common.config import ROOT
 from common.layout import SPLIT, STATE
 from common import records
 from common.records import sha1
+from common.version import NAME, VERSION
 
 DECIDES_RESULTS = False   # records where a result came from (common/code_fingerprint.py)
 
@@ -97,6 +98,12 @@ def _process():
         argv[0] = os.path.abspath(argv[0])  # cwd-independent
     record["argv"] = argv
     return record
+
+
+def package():
+    """{"name", "version"} of this package (common/version.py): the
+    release a result can be cited by, beside the commit that made it."""
+    return {"name": NAME, "version": VERSION}
 
 
 def git_state(root=ROOT):
@@ -389,6 +396,7 @@ def gather(own=None, splits=(), run_dir=None, gpu=None):
         doc["step"] = {"command": command(own), "options": own["options"]}
     now = time.time()
     doc.update({
+        "package": package(),
         "git": git_state(),
         "caffe": caffe_build(),
         "versions": versions(),
@@ -435,6 +443,8 @@ def footer(doc):
     """The short Markdown footer of a provenance record (results.md)."""
     git, build, ver = doc["git"], doc["caffe"], doc["versions"]
     code = "git %s%s" % (_short(git.get("commit")), " (uncommitted changes)" if git.get("dirty") else "")
+    if doc.get("package"):   # records made before the version was recorded have none
+        code = "%s %s, %s" % (doc["package"].get("name"), doc["package"].get("version"), code)
     caffe = "Caffe build %s, source %s, %d patch(es)" % (
         os.path.basename(build["prefix"]) if build.get("prefix") else "unknown",
         _short(build.get("source"), 24), len(build.get("patches") or []))

@@ -45,7 +45,8 @@ def build_parser():
     p.add_argument("--out", required=True, help="split JSON to write")
     g = p.add_argument_group("protocol (defaults are the papers')")
     g.add_argument("--protocol", help="cuhk03: classic | new (767/700); cuhk01: 485/486 | 871/100")
-    g.add_argument("--version", choices=("labeled", "detected"), help="cuhk03 images (default labeled)")
+    g.add_argument("--version", action=cli.VersionOr, choices=("labeled", "detected"),
+                   help="cuhk03 images (default labeled); alone: the package's version")
     g.add_argument("--image-dir", help="cuhk03: where the images are extracted "
                                        "(default: cuhk03_png/ beside --out)")
     g.add_argument("--seed", type=int, help="split seed (default common.config.SPLIT_SEED)")

@@ -72,6 +72,7 @@ def _provenance(doc):
     facts = [
         ("Made by", (doc.get("command") or {}).get("rerun")),
         ("Step", ((doc.get("step") or {}).get("command") or {}).get("rerun")),
+        ("Package", "%(name)s %(version)s" % doc["package"] if doc.get("package") else None),
         ("Commit", "%s%s" % (git.get("commit"), " (uncommitted changes)" if git.get("dirty") else "")),
         ("Caffe build", "%s; source %s; patches %s" % (
             caffe.get("prefix"), caffe.get("source"),

@@ -18,6 +18,8 @@ import sys
 import numpy as np
 import pytest
 
+from common.version import VERSION
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ("bench", "caffe_build", "common", "data_prep", "evaluation", "experiments", "layers",
             "networks", "tools", "training", "unsupervised")
@@ -84,12 +86,12 @@ import json, os, runpy, sys, traceback
 import numpy, scipy, skimage, matplotlib.figure, lmdb, PIL.Image, google.protobuf, caffe
 jobs, out = json.loads(sys.argv[1]), {}
 for n, (module, argv) in enumerate(jobs):
-    err = os.path.join(sys.argv[2], "stderr.%d" % n)
+    err, std = (os.path.join(sys.argv[2], "%s.%d" % (s, n)) for s in ("stderr", "stdout"))
     pid = os.fork()
     if pid == 0:
         fd = os.open(err, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         os.dup2(fd, 2)
-        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+        os.dup2(os.open(std, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), 1)
         sys.argv = [module] + argv
         code = 0
         try:
@@ -105,8 +107,8 @@ for n, (module, argv) in enumerate(jobs):
         sys.stdout.flush()
         os._exit(code)
     _, status = os.waitpid(pid, 0)
-    with open(err) as f:
-        out[n] = [os.waitstatus_to_exitcode(status), f.read()]
+    with open(err) as f, open(std) as g:
+        out[n] = [os.waitstatus_to_exitcode(status), f.read(), g.read()]
 print(json.dumps(out))
 """
 
@@ -127,6 +129,15 @@ def workdir(tmp_path_factory):
     return tmp
 
 
+def _drive(jobs, workdir):
+    """[exit status, stderr, stdout] of each job [module, argv], forked."""
+    res = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(jobs), workdir], cwd=workdir,
+                         env=_env(), capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    return [out[str(n)] for n in range(len(jobs))]
+
+
 @pytest.fixture(scope="module")
 def results(workdir):
     """{(case id, debug): (exit status, stderr)} of every case, with and
@@ -136,11 +147,15 @@ def results(workdir):
         for debug in (False, True):
             keys.append((cid, debug))
             jobs.append([module, argv + (["--debug"] if debug else [])])
-    res = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(jobs), workdir], cwd=workdir,
-                         env=_env(), capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr
-    out = json.loads(res.stdout.strip().splitlines()[-1])
-    return {key: tuple(out[str(n)]) for n, key in enumerate(keys)}
+    return {key: tuple(out[:2]) for key, out in zip(keys, _drive(jobs, workdir))}
+
+
+@pytest.fixture(scope="module")
+def versions(workdir):
+    """{module: (exit status, stderr, stdout)} of `python -m MODULE --version`."""
+    modules = sorted(entry_points())
+    return {m: tuple(out) for m, out in zip(modules, _drive([[m, ["--version"]] for m in modules],
+                                                            workdir))}
 
 
 def test_every_entry_point_has_a_case():
@@ -188,3 +203,25 @@ def test_a_cold_start_agrees_with_the_forked_run(results, workdir):
         assert res.returncode == status
         assert res.stderr.strip().splitlines()[-1] == err.strip().splitlines()[-1]
         assert ("Traceback" in res.stderr) == ("Traceback" in err) == debug
+
+
+@pytest.mark.parametrize("module", sorted(entry_points()))
+def test_every_entry_point_answers_version(versions, module):
+    """`--version` prints the package's version (common/version.py) and
+    exits 0 on every command, data_prep's and quick_check's included, whose
+    own --version takes CUHK03's labeled|detected (common.cli.VersionOr)."""
+    status, err, out = versions[module]
+    assert (status, out) == (0, "reid-caffe %s\n" % VERSION), err
+
+
+def test_version_cold(workdir):
+    """Two commands run cold, as a user runs them, say the same."""
+    for module in ("tools.reproduce", "data_prep"):
+        res = subprocess.run([sys.executable, "-m", module, "--version"], cwd=workdir, env=_env(),
+                             capture_output=True, text=True, timeout=300)
+        assert (res.returncode, res.stdout) == (0, "reid-caffe %s\n" % VERSION), res.stderr
+    # the value of data_prep's own --version is still CUHK03's images
+    res = subprocess.run([sys.executable, "-m", "data_prep", "cuhk03", "x", "--out", "s.json",
+                          "--version", "both"], cwd=workdir, env=_env(), capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 2 and "invalid choice: 'both'" in res.stderr, res.stderr

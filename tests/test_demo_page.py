@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from common import provenance
+from common.version import VERSION
 from experiments import demo, recipes, store as stores, workflow
 from tests.helpers import images_loaded, page_images, screenshot
 
@@ -77,6 +78,7 @@ def test_the_demo_page_shows_each_part_of_its_run(page):
     assert "(mean ± std of 2 seeds)" in text
     prov = doc["provenance"]
     assert prov["git"]["commit"] in text and os.path.basename(prov["caffe"]["prefix"]) in text
+    assert prov["package"]["version"] == VERSION and "reid-caffe %s" % VERSION in text
     assert len(prov["splits"]) == 3 and all(sha1 in text for sha1 in prov["splits"].values())
     # the job ran in the pinned arithmetic, and its NumPy's OpenBLAS took it
     assert prov["arithmetic"] == {"OPENBLAS_NUM_THREADS": "1", "OPENBLAS_CORETYPE": "Haswell",

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from common import provenance
+from common.version import VERSION
 from tests.fixtures_results import make_features, make_split, train_two_stepped
 from tests.helpers import images_loaded, page_images, screenshot
 from evaluation import evaluate
@@ -56,6 +57,7 @@ def test_page_shows_the_table_beside_the_paper_and_the_provenance(report):
     with open(os.path.join(sub, "results.json")) as f:
         prov = json.load(f)["provenance"]
     assert prov["git"]["commit"] and prov["git"]["commit"] in text
+    assert "<dt>Package</dt><dd>reid-caffe %s</dd>" % VERSION in text
     assert "seed=7" in text and os.path.basename(prov["caffe"]["prefix"]) in text
     for split, sha1 in prov["splits"].items():
         assert sha1 in text

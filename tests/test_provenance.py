@@ -14,6 +14,7 @@ import pytest
 
 from common import caffe_env, provenance
 from common.config import ROOT
+from common.version import VERSION
 from evaluation.report import markdown, write_report
 
 
@@ -158,12 +159,13 @@ def test_report_records_provenance_and_ends_with_its_footer(tmp_path):
     with open(paths["results.json"]) as f:
         doc = json.load(f)["provenance"]
     assert doc["command"]["module"] == "tools.demo" and doc["options"] == {"seed": 0}
+    assert doc["package"] == {"name": "reid-caffe", "version": VERSION}
     with open(paths["results.md"]) as f:
         text = f.read()
     assert text == markdown(rows, "t", doc)
     footer = text[text.index("\n---\n"):]
     assert "Made by: `%s`" % doc["command"]["rerun"] in footer
-    assert "git %s" % doc["git"]["commit"][:12] in footer
+    assert "Code: reid-caffe %s, git %s" % (VERSION, doc["git"]["commit"][:12]) in footer
     assert "market1501_t0/step2 6" in footer and "market1501_std.json %s" % (
         doc["splits"][str(tmp_path / "run" / "data" / "market1501_std.json")][:12]) in footer
     assert "Options: seed=0" in footer and "Wall time: " in footer

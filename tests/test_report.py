@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from common.version import VERSION
 from data_prep.split_format import save_split
 from evaluation.evaluate import command_line, report
 from tools import evaluate
@@ -164,10 +165,12 @@ def test_evaluate_records_its_command_options_and_split(tmp_path):
     assert doc["command"]["module"] == "tools.evaluate" and doc["command"]["argv"] == argv
     assert doc["options"]["seed"] == 3 and doc["options"]["protocol"] == "market"
     assert doc["options"]["features"] == [path] and "step" not in doc
+    assert doc["package"]["version"] == VERSION
     split_path = str(tmp_path / "split.json")  # the features' own split (their meta)
     with open(split_path, "rb") as f:
         assert doc["splits"] == {split_path: hashlib.sha1(f.read()).hexdigest()}
     assert "Made by: `" in open(paths["results.md"]).read()
+    assert "Code: reid-caffe %s, git " % VERSION in open(paths["results.md"]).read()
     # The library call records the same evaluation as the command line that asks for it
     # (its step, when it runs inside tools.reproduce), defaults left out.
     out = str(tmp_path / "lib")

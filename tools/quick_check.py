@@ -36,7 +36,8 @@ def main(argv=None):
     ap.add_argument("root", help="the dataset as distributed (synthetic: where to generate it)")
     ap.add_argument("--protocol", help="the parser's protocol (cuhk03: classic | new; "
                                        "cuhk01: 485/486 | 871/100)")
-    ap.add_argument("--version", choices=("labeled", "detected"), help="cuhk03 images")
+    ap.add_argument("--version", action=cli.VersionOr, choices=("labeled", "detected"),
+                    help="cuhk03 images; alone: the package's version")
     ap.add_argument("--run-dir", help="default: runs/quick_check/DATASET[_PROTOCOL]")
     ap.add_argument("--scale", type=cli.positive_float, default=1.0,
                     help="multiply the %d iterations (a smoke test; only scale 1 has a "
