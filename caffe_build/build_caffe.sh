@@ -219,9 +219,11 @@ cuda_flags() {
     "-DCUDA_ARCH_BIN=$CUDA_ARCH_BIN" "-DCUDA_ARCH_PTX="
     "-DCUDA_TOOLKIT_ROOT_DIR=$CUDA_ROOT")
   # Multi-GPU training through pycaffe (training/multi_gpu.py) needs NCCL.
-  if ls /usr/lib/x86_64-linux-gnu/libnccl.so* /usr/lib/libnccl.so* "$CUDA_ROOT"/lib64/libnccl.so* >/dev/null 2>&1; then
-    CMAKE_FLAGS+=(-DUSE_NCCL=ON)
-  fi
+  # Any one of the places is enough (ls over all three fails where one is empty).
+  local where
+  for where in /usr/lib/x86_64-linux-gnu /usr/lib "$CUDA_ROOT/lib64"; do
+    if compgen -G "$where/libnccl.so*" >/dev/null; then CMAKE_FLAGS+=(-DUSE_NCCL=ON); break; fi
+  done
 }
 
 # ---------------------------------------------------------------- extras
