@@ -39,6 +39,7 @@ CONFIG_DIR = ".workflow"
 RECORDS = os.path.join(CONFIG_DIR, "stages")
 FAILED = os.path.join(CONFIG_DIR, "failed")
 RUNNING = os.path.join(CONFIG_DIR, "running")
+JOB_LOGS = os.path.join(CONFIG_DIR, "jobs")
 DATA_CACHE = os.path.join(CONFIG_DIR, "data.json")
 LOCK = os.path.join(CONFIG_DIR, "lock.json")
 WORK = "work"
@@ -94,6 +95,13 @@ def forget(store, stage):
 
 def failure_file(stage):
     return os.path.join(FAILED, stage.id + ".txt")
+
+
+def job_log(kind, stage_id):
+    """Where a job's own output (its bars, its lines, a failure's
+    traceback with --debug) goes when the terminal shows only the run's
+    start and done lines (experiments/workflow.py job_command)."""
+    return os.path.join(JOB_LOGS, kind, stage_id + ".log")
 
 
 def running_file(stage):

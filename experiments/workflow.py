@@ -71,10 +71,17 @@ def inputs_of(graph, kind):
 def job_command(run):
     """The shell command of a job, the stage's kind and id left as the
     rule's {params.kind} and {wildcards.id}: tools.stage in the
-    environment of `arithmetic`."""
+    environment of `arithmetic`. Its output goes to the terminal only where
+    its bars are wanted (one job at a time, on a terminal); otherwise to
+    its log (store.job_log), which a failure's line names, so that jobs
+    side by side do not draw over each other and a log holds no redraws."""
     env = " ".join("%s=%s" % (k, shlex.quote(v)) for k, v in sorted(arithmetic(run).items()))
-    return "env %s %s -m tools.stage {params.kind} {wildcards.id}" % (
+    command = "env %s %s -m tools.stage {params.kind} {wildcards.id}" % (
         env, shlex.quote(sys.executable))
+    if run.get("progress", True):
+        return command
+    log = stores.job_log("{params.kind}", "{wildcards.id}")
+    return "mkdir -p %s && %s >> %s 2>&1" % (os.path.dirname(log), command, log)
 
 
 def threads_of(graph, kind):
@@ -340,13 +347,16 @@ def _failure_text(store, stages, error):
     Snakemake's own message."""
     folder = os.path.join(store, stores.FAILED)
     lines = []
+    log = _snakemake_log(store)
     if os.path.isdir(folder):
         for name in sorted(os.listdir(folder)):
             with open(os.path.join(folder, name)) as f:
-                lines.append(f.read().strip().split("\t", 1)[-1])
-    log = _snakemake_log(store)
+                line = f.read().strip().split("\t", 1)[-1]
+            path = line.split(":", 1)[0]
+            job_log = os.path.join(store, stores.job_log(*path.split("/", 1)))
+            lines.append("%s (log: %s)" % (line, job_log if os.path.isfile(job_log) else log))
     if lines:
-        return "the workflow stopped: %s (log: %s)" % ("; ".join(lines), log)
+        return "the workflow stopped: %s" % "; ".join(lines)
     unfinished = [s.path for s in stages if stores.read_record(store, s) is None]
     if unfinished and (error is None or "killed" in str(error).lower()
                        or "signal" in str(error).lower() or "error in rule" in str(error).lower()):

@@ -134,6 +134,12 @@ def test_a_failing_stage_is_one_line_naming_it(tmp_path, capfd):
     err = capfd.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: the workflow stopped: split/market1501_std-"), err[-1]
     assert "market1501" in err[-1].split("split/market1501_std-", 1)[1]
+    # the job's own output went to its log, which the line names, not to the terminal
+    log = err[-1].rsplit("(log: ", 1)[1].rstrip(")")
+    assert log.startswith(str(tmp_path / "runs" / ".workflow" / "jobs" / "split" / "market1501_std-"))
+    with open(log) as f:
+        assert f.read().strip().splitlines()[-1].startswith("error: ")
+    assert not any(line.startswith("error: ") for line in err[:-1]), err
 
 
 def test_bad_inputs_are_refused_before_the_workflow(data, tmp_path, capfd):
