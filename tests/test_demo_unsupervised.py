@@ -27,6 +27,8 @@ def test_the_unsupervised_demo_completes(tmp_path):
             "--seeds", "0", "--run-dir", str(store), "--no-progress"]
     done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
+    # jobs side by side: their bars went to their logs, none to the terminal
+    assert "\r" not in done.stdout + done.stderr
     lines = done.stdout.strip().splitlines()
     assert lines[-1].startswith("Page: %s" % store) and lines[-1].endswith("index.html")
     report = os.path.dirname(lines[-1][len("Page: "):])
