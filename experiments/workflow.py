@@ -352,12 +352,12 @@ def _failure_text(store, stages, error):
         for name in sorted(os.listdir(folder)):
             with open(os.path.join(folder, name)) as f:
                 line = f.read().strip().split("\t", 1)[-1]
-            path = line.split(":", 1)[0]
-            job_log = os.path.join(store, stores.job_log(*path.split("/", 1)))
-            lines.append("%s (log: %s)" % (line, job_log if os.path.isfile(job_log) else log))
+            lines.append("%s (log: %s)" % (line, _job_log(store, line.split(":", 1)[0]) or log))
     if lines:
         return "the workflow stopped: %s" % "; ".join(lines)
     unfinished = [s.path for s in stages if stores.read_record(store, s) is None]
+    # the first of them whose job started: what it wrote before it was stopped
+    log = next(filter(None, (_job_log(store, p) for p in unfinished)), log)
     if unfinished and (error is None or "killed" in str(error).lower()
                        or "signal" in str(error).lower() or "error in rule" in str(error).lower()):
         return ("the workflow stopped: %s did not complete (its job was killed or interrupted; "
@@ -369,6 +369,12 @@ def _failure_text(store, stages, error):
     first = str(error).strip().splitlines()[0] if error is not None and str(error).strip() else \
         type(error).__name__
     return "the workflow stopped: Snakemake: %s (log: %s)" % (first, log)
+
+
+def _job_log(store, path):
+    """The log of the job of the stage at `path` (<kind>/<id>), if it has one."""
+    log = os.path.join(store, stores.job_log(*path.split("/", 1)))
+    return log if os.path.isfile(log) else None
 
 
 def _snakemake_log(store):
