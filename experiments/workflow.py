@@ -197,7 +197,7 @@ def _executor_settings(executor, options):
     return None
 
 
-PROFILE_KEYS = ("executor", "jobs", "latency-wait", "default-resources", "slurm-*")
+PROFILE_KEYS = ("executor", "jobs", "latency-wait", "default-resources", "shared-fs-usage", "slurm-*")
 
 
 def load_profile(path):
@@ -222,6 +222,8 @@ def load_profile(path):
             out["latency_wait"] = int(value)
         elif key == "default-resources":
             out["default_resources"] = dict(value)
+        elif key == "shared-fs-usage":
+            out["shared_fs_usage"] = _shared_fs_usage(file, value)
         elif key.startswith("slurm-"):
             out["executor_options"][key[len("slurm-"):].replace("-", "_")] = value
         else:
@@ -230,9 +232,24 @@ def load_profile(path):
     return out
 
 
+def _shared_fs_usage(file, value):
+    """Snakemake's shared-fs-usage (what the cluster's nodes share with the
+    submitting machine) from a profile: a list of its names. Without
+    `software-deployment`, a cluster job starts Snakemake with the `python`
+    its node finds on PATH, not the submitting process's interpreter: a
+    wrapper there can start it inside an Apptainer image (docs/containers.md)."""
+    from snakemake_interface_executor_plugins.settings import SharedFSUsage
+    names = value.split() if isinstance(value, str) else list(value or [])
+    unknown = [n for n in names if n not in SharedFSUsage.choices()]
+    if unknown:
+        raise cli.InputError("%s: shared-fs-usage: unknown %s (expected some of %s)" % (
+            file, ", ".join(map(str, unknown)), ", ".join(SharedFSUsage.choices())))
+    return sorted(names)
+
+
 def execute(store, graph, targets=None, invocation=None, cores=1, jobs_at_once=None,
             executor="local", executor_options=None, default_resources=None, latency_wait=3,
-            forceall=False, verbose=False, out=None):
+            shared_fs_usage=None, forceall=False, verbose=False, out=None):
     """Make `targets` (stage paths; default: every experiment's reports) of
     `graph` in `store`, holding the store; `invocation`: the command's
     provenance record, what the reports record as having made them. What
@@ -277,7 +294,7 @@ def execute(store, graph, targets=None, invocation=None, cores=1, jobs_at_once=N
             shutil.rmtree(running)
         try:
             with _dag(store, configfile, targets, cores, jobs_at_once, executor,
-                      default_resources, not verbose, forcerun=forced) as dag, \
+                      default_resources, not verbose, shared_fs_usage, forcerun=forced) as dag, \
                     Monitor(store, run, out):
                 dag.execute_workflow(
                     executor=executor,
@@ -300,12 +317,13 @@ def _execution_settings(latency_wait):
 
 @contextlib.contextmanager
 def _dag(store, configfile, targets, cores=1, jobs_at_once=None, executor="local",
-         default_resources=None, quiet=False, **dag_settings):
+         default_resources=None, quiet=False, shared_fs_usage=None, **dag_settings):
     """Snakemake's DAG of the Snakefile on `configfile` in `store`: the jobs
     whose folders are missing and those `forcerun` names; none of
     Snakemake's rerun triggers (file times, params, code) adds any."""
     from snakemake.api import SnakemakeApi
     from snakemake.settings import types as st
+    from snakemake_interface_executor_plugins.settings import SharedFSUsage
     quietness = {st.Quietness.ALL} if quiet else None
     output = st.OutputSettings(quiet=quietness, printshellcmds=False)
     with SnakemakeApi(output) as api:
@@ -314,7 +332,8 @@ def _dag(store, configfile, targets, cores=1, jobs_at_once=None, executor="local
                 cores=cores, nodes=jobs_at_once if executor != "local" else None,
                 default_resources=default_resources),
             config_settings=st.ConfigSettings(configfiles=[Path(configfile)]),
-            storage_settings=st.StorageSettings(),
+            storage_settings=st.StorageSettings() if shared_fs_usage is None else st.StorageSettings(
+                shared_fs_usage=SharedFSUsage.parse_choices_set(shared_fs_usage or ["none"])),
             snakefile=Path(SNAKEFILE), workdir=Path(store))
         yield wf.dag(st.DAGSettings(targets=list(targets), rerun_triggers=frozenset(),
                                     **dag_settings))
