@@ -5,7 +5,10 @@ running the suite inside is `make test-image` (containers/test_image.sh)."""
 import json
 import os
 import re
+import shutil
 import subprocess
+
+import pytest
 
 from common import provenance
 from common.config import ROOT
@@ -78,3 +81,44 @@ def test_runtime_libraries_refuse_what_is_no_caffe_prefix(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("runtime_libs: error: ")
     assert "libcaffe.so" in lines[0] and str(tmp_path) in lines[0]
+
+
+STAND_IN_PODMAN = """#!/bin/sh
+# A stand-in engine: the base image is there; a build edits the checkout
+# (as a person would while it runs) when EDIT names a file; an image is 1 MB.
+case "$1 $2" in
+  "image inspect") case "$*" in *Size*) echo 1000000 ;; esac; exit 0 ;;
+esac
+if [ "$1" = build ]; then
+  [ -z "$EDIT" ] || echo "# edited during the build" >> "$EDIT"
+  exit 0
+fi
+exit 1
+"""
+
+
+def test_an_image_whose_checkout_changed_during_its_build_is_refused(tmp_path):
+    if not os.path.isdir(os.path.join(ROOT, ".git")):
+        pytest.skip("needs a git checkout (an image holds none)")
+    checkout = tmp_path / "checkout"
+    subprocess.run(["git", "clone", "-q", ROOT, str(checkout)], check=True, timeout=300)
+    # the scripts as they are in this tree, committed or not
+    shutil.copytree(CONTAINERS, checkout / "containers", dirs_exist_ok=True)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, text in (("podman", STAND_IN_PODMAN), ("runc", "#!/bin/sh\nexit 0\n")):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    env = dict(os.environ, PATH="%s:%s" % (bin_dir, os.environ["PATH"]),
+               IMAGE_LOGS=str(tmp_path / "logs"))
+    script = str(checkout / "containers" / "build_image.sh")
+    untouched = subprocess.run(["bash", script, "cpu"], env=env, capture_output=True, text=True,
+                               timeout=120)
+    assert untouched.returncode == 0, untouched.stderr
+    assert untouched.stdout.strip().splitlines()[-1] == "reid-caffe:cpu"
+    env["EDIT"] = str(checkout / "README.md")
+    edited = subprocess.run(["bash", script, "cpu"], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert edited.returncode == 1
+    last = edited.stderr.strip().splitlines()[-1]
+    assert last.startswith("build_image: error: the checkout changed while reid-caffe:cpu was built"), last
