@@ -99,10 +99,8 @@ ensure_apt_deps() {
   [ -z "${missing// /}" ] && return
   if [ "$(id -u)" = 0 ] && [ "${CAFFE_NO_APT_INSTALL:-0}" != 1 ] && command -v apt-get >/dev/null; then
     say "installing $(wc -w <<<"$missing") apt build dependencies (log: $QUIET_LOG)"
-    export DEBIAN_FRONTEND=noninteractive
-    quiet apt-get update -qq || true
     # shellcheck disable=SC2086
-    quiet apt-get install -y -qq --no-install-recommends $missing \
+    apt_install $missing \
       || die "apt-get could not install: $missing (log: $QUIET_LOG)"
     missing=$(missing_apt_packages | paste -sd " ")
     [ -z "${missing// /}" ] || die "apt build dependencies still missing: $missing"

@@ -17,13 +17,6 @@ die() { echo "setup: error: $*" >&2; exit 1; }
 export QUIET_LOG="${QUIET_LOG:-$ROOT/.setup.log}"
 source "$ROOT/caffe_build/quiet.sh"
 
-apt_install() {  # PACKAGE... (as root where apt-get is; else returns 1)
-  [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null || return 1
-  export DEBIAN_FRONTEND=noninteractive
-  quiet apt-get install -y -qq --no-install-recommends "$@" \
-    || { quiet apt-get update -qq && quiet apt-get install -y -qq --no-install-recommends "$@"; }
-}
-
 # ---- venv with the pinned requirements
 if [ ! -x "$VENV/bin/python" ]; then
   [ ! -e "$VENV" ] || [ -f "$VENV/pyvenv.cfg" ] || die "$VENV exists and is not a venv: move it away"
