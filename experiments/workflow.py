@@ -234,7 +234,8 @@ def load_profile(path):
 
 def _shared_fs_usage(file, value):
     """Snakemake's shared-fs-usage (what the cluster's nodes share with the
-    submitting machine) from a profile: a list of its names. Without
+    submitting machine) from a profile's list of its names, as Snakemake's
+    set (empty for `none`). Without
     `software-deployment`, a cluster job starts Snakemake with the `python`
     its node finds on PATH, not the submitting process's interpreter: a
     wrapper there can start it inside an Apptainer image (docs/containers.md)."""
@@ -244,7 +245,7 @@ def _shared_fs_usage(file, value):
     if unknown:
         raise cli.InputError("%s: shared-fs-usage: unknown %s (expected some of %s)" % (
             file, ", ".join(map(str, unknown)), ", ".join(SharedFSUsage.choices())))
-    return sorted(names)
+    return frozenset(SharedFSUsage.parse_choices_set(names))
 
 
 def execute(store, graph, targets=None, invocation=None, cores=1, jobs_at_once=None,
@@ -323,7 +324,6 @@ def _dag(store, configfile, targets, cores=1, jobs_at_once=None, executor="local
     Snakemake's rerun triggers (file times, params, code) adds any."""
     from snakemake.api import SnakemakeApi
     from snakemake.settings import types as st
-    from snakemake_interface_executor_plugins.settings import SharedFSUsage
     quietness = {st.Quietness.ALL} if quiet else None
     output = st.OutputSettings(quiet=quietness, printshellcmds=False)
     with SnakemakeApi(output) as api:
@@ -333,7 +333,7 @@ def _dag(store, configfile, targets, cores=1, jobs_at_once=None, executor="local
                 default_resources=default_resources),
             config_settings=st.ConfigSettings(configfiles=[Path(configfile)]),
             storage_settings=st.StorageSettings() if shared_fs_usage is None else st.StorageSettings(
-                shared_fs_usage=SharedFSUsage.parse_choices_set(shared_fs_usage or ["none"])),
+                shared_fs_usage=shared_fs_usage),
             snakefile=Path(SNAKEFILE), workdir=Path(store))
         yield wf.dag(st.DAGSettings(targets=list(targets), rerun_triggers=frozenset(),
                                     **dag_settings))
